@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# nanochat, the course: one entry point.
+#   bash run.sh quickstart [runner options]   set up, then run the course on the CPU quickstart preset
+#   bash run.sh test [pytest options]         set up, then run the test suite (what CI runs)
+#   bash run.sh setup                         only create .venv and install everything (incl. our Rust tokenizer)
+#   bash run.sh readme                        regenerate README.md from nbs/index.ipynb
+# Runner options go to `nanochat-course run`, e.g. --preset smoke, --set depth=6, --mirror DIR, --restart.
+set -euo pipefail
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "== creating $VENV with $($PYTHON --version)"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local pip="$VENV/bin/python -m pip install -q --disable-pip-version-check"
+  echo "== installing dependencies"
+  # torch first and pinned: a wider spec could pull a multi-GB build where a CPU wheel is already present
+  $pip "torch==2.13.0"
+  $pip -e ".[test]"
+  if command -v cargo >/dev/null 2>&1; then
+    echo "== building our Rust BPE engine (rust/)"
+    $pip ./rust
+  else
+    echo "!! no Rust toolchain (cargo): the tokenizer will fall back to rustbpe. Install Rust from https://rustup.rs to build rust/."
+  fi
+}
+
+cmd=${1:-quickstart}; shift || true
+case "$cmd" in
+  setup) setup ;;
+  quickstart) setup; exec "$VENV/bin/nanochat-course" run --preset quickstart "$@" ;;
+  test) setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
+  readme) "$VENV/bin/jupyter" nbconvert --to markdown nbs/index.ipynb --output-dir . --output README --log-level WARN ;;
+  *) echo "usage: bash run.sh quickstart|test|setup|readme [options]" >&2; exit 2 ;;
+esac

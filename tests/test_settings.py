@@ -1,0 +1,46 @@
+"settings.ini presets: every shipped preset is valid; bad values fail fast, naming the key, before any work."
+import os, sys, time, subprocess
+from pathlib import Path
+import pytest
+from nanochat.course import load_preset, PARAMS
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "nanochat.course"]
+
+@pytest.mark.parametrize("preset", ["smoke", "quickstart", "gpu"])
+def test_shipped_presets_are_valid(preset):
+    s = load_preset(preset, path=REPO/"settings.ini")
+    assert set(s) == set(PARAMS)
+
+@pytest.mark.parametrize("args, expect", [
+    (["--set", "depth=-1"], "depth = '-1' is out of range; allowed: int from 1 to 64"),
+    (["--set", "deph=2"], "unknown key 'deph'"),
+    (["--set", "vocab_size=lots"], "vocab_size = 'lots' is not a valid int"),
+    (["--set", "device=tpu"], "device = 'tpu' is out of range; allowed: one of auto, cpu, cuda, mps"),
+])
+def test_bad_override_fails_fast(args, expect, tmp_path):
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path/"base")}
+    t = time.time()
+    r = subprocess.run(CLI + ["run", "--preset", "smoke", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert time.time() - t < 5, f"took {time.time() - t:.1f}s"
+    assert r.returncode != 0 and expect in r.stderr, r.stderr
+    assert not (tmp_path/"base"/"base_data").exists()   # nothing downloaded, nothing trained
+
+@pytest.mark.parametrize("edit, expect", [
+    (("[smoke]", "[smoke]\nwidht = 3"), "unknown key 'widht'"),
+    (("depth = 2\n", "depth = -1\n"), "[smoke] depth = '-1' is out of range"),
+    (("[smoke]", "[smoke]\nseed = 1\nseed = 2"), "seed"),          # a duplicate key: ConfigParser's error, reworded
+])
+def test_bad_settings_file_fails_fast(edit, expect, tmp_path):
+    bad = tmp_path/"settings.ini"
+    bad.write_text((REPO/"settings.ini").read_text().replace(*edit, 1))
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path/"base"), "NANOCHAT_SETTINGS": str(bad)}
+    r = subprocess.run(CLI + ["run", "--preset", "smoke"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert r.returncode != 0 and expect in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ValueError, match="presets: smoke, quickstart, gpu"): load_preset("fast", path=REPO/"settings.ini")
+
+def test_batch_consistency():
+    with pytest.raises(ValueError, match="total_batch_size = 100 must be ≥"):
+        load_preset("smoke", {"total_batch_size": 100}, path=REPO/"settings.ini")
