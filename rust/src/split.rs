@@ -100,7 +100,10 @@ fn decode(s: &[u8], i: usize) -> (u32, usize) {
 /// Characters that `(?i:[sdmt])` accepts.
 #[inline]
 fn is_sdmt(cp: u32) -> bool {
-    matches!(cp, 0x73 | 0x53 | 0x17F | 0x64 | 0x44 | 0x6D | 0x4D | 0x74 | 0x54)
+    matches!(
+        cp,
+        0x73 | 0x53 | 0x17F | 0x64 | 0x44 | 0x6D | 0x4D | 0x74 | 0x54
+    )
 }
 
 /// ASCII letter `cp` equals `lower` ignoring case (`lower` is lowercase).
@@ -277,7 +280,10 @@ mod tests {
     fn examples() {
         // Expected outputs were produced with Python's regex.findall.
         assert_eq!(split("Hello world"), ["Hello", " world"]);
-        assert_eq!(split("I'm can't WE'LL"), ["I", "'m", " can", "'t", " WE", "'LL"]);
+        assert_eq!(
+            split("I'm can't WE'LL"),
+            ["I", "'m", " can", "'t", " WE", "'LL"]
+        );
         assert_eq!(split("x'ſ"), ["x", "'ſ"]);
         assert_eq!(split("12345"), ["12", "34", "5"]);
         assert_eq!(split("a  b"), ["a", " ", " b"]);

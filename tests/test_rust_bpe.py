@@ -1,0 +1,305 @@
+"""Tests for the Rust BPE engine (``rust/`` -> the ``nanochat_bpe`` package).
+
+Three independent references keep the engine honest:
+* the Python ``regex`` module for splitting,
+* a tiny pure-Python BPE (below) for training and encoding,
+* Karpathy's ``rustbpe`` for training on a bigger text.
+"""
+
+import random
+
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nanochat_bpe as nb
+
+PATTERN = nb.SPLIT_PATTERN
+COMPILED = regex.compile(PATTERN)
+FAST = settings(deadline=None, max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+ENCODE = settings(deadline=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_pattern_is_nanochats():
+    assert PATTERN == (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+    )
+
+
+# ----------------------------------------------------------------------------- split
+
+# An alphabet that makes the tricky cases common: runs of mixed whitespace
+# (incl. Unicode spaces and \r\n), contractions (incl. 'ſ, the case-folding
+# surprise), digits of several scripts, combining marks, CJK, emoji, controls.
+TRICKY = list(
+    " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2028\u3000\x1c\x00"
+    "'''sStTdDmMlLvVeErRſKkK"
+    "aZé中文ﬅ"
+    "0123٣४⅓²"
+    ".,!?-_\"()[]{}@#$%^&*/\\|~`<>+=;:"
+    "\u0301\u0308\u200d\ufe0f🙂👍🏽"
+)
+tricky_text = st.text(alphabet=st.sampled_from(TRICKY), max_size=60)
+any_text = st.text(max_size=80)  # every category hypothesis knows (no lone surrogates: st.text excludes Cs)
+
+
+def check_split(s):
+    assert nb.split(s) == COMPILED.findall(s)
+
+
+@FAST
+@given(any_text)
+def test_split_matches_regex_on_any_unicode(s):
+    check_split(s)
+
+
+@FAST
+@given(tricky_text)
+def test_split_matches_regex_on_tricky_text(s):
+    check_split(s)
+
+
+@FAST
+@given(st.binary(max_size=80))
+def test_split_matches_regex_on_decoded_bytes(b):
+    check_split(b.decode("utf-8", errors="replace"))
+    check_split(b.decode("latin-1"))
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        "",
+        " ",
+        "  ",
+        "\n",
+        "\r\n",
+        " \r\n ",
+        "a  b",
+        "a \n\n b",
+        "x   ",
+        "I'm you'LL they'Ve we'RE it'ſ 'K",
+        "''s",
+        "don't!!!\n\n\nok",
+        "12345 ٣٣٣ 1.5e10",
+        " !!",
+        " \u3000x",
+        "\t\u00a0y",
+        "e\u0301te\u0301",
+        "中文字符 and ASCII",
+    ],
+)
+def test_split_examples(s):
+    check_split(s)
+
+
+def test_split_long_whitespace_and_text():
+    s = "hello" + " " * 10_000 + "world\n" * 1000 + "\n" * 5000 + "end"
+    check_split(s)
+
+
+def test_split_rejects_lone_surrogates():
+    with pytest.raises(UnicodeEncodeError):
+        nb.split("a\ud800b")
+
+
+# ----------------------------------------------------------------------------- reference BPE
+# minbpe-style: recount every pair after every merge. Slow but obviously right.
+
+
+def ref_train(texts, vocab_size):
+    counts = {}
+    for t in texts:
+        for chunk in COMPILED.findall(t):
+            counts[chunk] = counts.get(chunk, 0) + 1
+    words = [(list(c.encode("utf-8")), n) for c, n in counts.items()]
+    merges = []
+    for new_id in range(256, vocab_size):
+        stats = {}
+        for ids, n in words:
+            for p in zip(ids, ids[1:]):
+                stats[p] = stats.get(p, 0) + n
+        if not stats:
+            break
+        best = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))  # most frequent, then smallest pair
+        merges.append(best)
+        words = [(ref_merge(ids, best, new_id), n) for ids, n in words]
+    return merges
+
+
+def ref_merge(ids, pair, new_id):
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def ref_encode(text, merges):
+    ranks = {p: i for i, p in enumerate(merges)}
+    out = []
+    for chunk in COMPILED.findall(text):
+        ids = list(chunk.encode("utf-8"))
+        while len(ids) >= 2:
+            pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, float("inf")))
+            if pair not in ranks:
+                break
+            ids = ref_merge(ids, pair, 256 + ranks[pair])
+        out.extend(ids)
+    return out
+
+
+def make_corpus(n_words, seed):
+    """Deterministic text with the features that matter: repeated words, spaces,
+    newlines, contractions, numbers, punctuation, some non-ASCII."""
+    rng = random.Random(seed)
+    vocab = ["the", "a", "of", "token", "tokenizer", "byte", "pair", "encoding", "aaa", "aaaa", "banana",
+             "don't", "we'll", "I'M", "naïve", "café", "中文", "数据", "über", "ſtill", "x"]
+    seps = [" ", " ", " ", "  ", "\n", "\n\n", ", ", ". ", "! ", " - ", "\t", " \n "]
+    parts = []
+    for _ in range(n_words):
+        r = rng.random()
+        if r < 0.1:
+            parts.append(str(rng.randint(0, 99999)))
+        elif r < 0.15:
+            parts.append("".join(rng.choice("abcdefgh") for _ in range(rng.randint(1, 8))))
+        else:
+            parts.append(rng.choice(vocab))
+        parts.append(rng.choice(seps))
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def small_corpus():
+    text = make_corpus(1500, seed=0)  # ~ 8 KB
+    lines = text.split("\n")
+    return lines
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus):
+    vocab_size = 256 + 200
+    t = nb.Trainer(num_threads=2)
+    t.feed(small_corpus[: len(small_corpus) // 2])
+    t.feed(small_corpus[len(small_corpus) // 2 :])  # streaming in two batches
+    merges = t.train(vocab_size)
+    return merges, nb.Encoder(merges, num_threads=2)
+
+
+def test_training_matches_reference(small_corpus, trained):
+    merges, _ = trained
+    ref = ref_train(small_corpus, 256 + 200)
+    assert len(merges) == len(ref) == 200
+    assert merges == ref
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+def test_training_independent_of_threads_and_batching(small_corpus, trained, threads):
+    t = nb.Trainer(num_threads=threads)
+    for i in range(0, len(small_corpus), 37):
+        t.feed(small_corpus[i : i + 37])
+    assert t.train(256 + 200) == trained[0]
+
+
+def test_num_unique_chunks(small_corpus):
+    t = nb.Trainer()
+    t.feed(small_corpus)
+    assert t.num_unique_chunks == len({c for line in small_corpus for c in COMPILED.findall(line)})
+
+
+def test_training_runs_out_of_pairs():
+    t = nb.Trainer()
+    t.feed(["ab ab ab"])
+    merges = t.train(1000)
+    assert merges == [(97, 98), (32, 256)]  # 'ab', then ' ab'; nothing left to merge
+    assert nb.Trainer().train(300) == []  # nothing fed at all
+
+
+def test_overlapping_pairs_merge_left_to_right():
+    t = nb.Trainer()
+    t.feed(["aaa"])
+    merges = t.train(258)
+    assert merges == [(97, 97), (256, 97)]  # "aaa" -> [aa, a] -> [aaa]
+    e = nb.Encoder(merges[:1])
+    assert e.encode("aaaaa") == [256, 256, 97]
+
+
+corpus_words = st.lists(st.sampled_from(make_corpus(400, seed=1).split(" ")), max_size=40).map(" ".join)
+
+
+@ENCODE
+@given(st.one_of(tricky_text, any_text, corpus_words))
+def test_encode_matches_reference_and_roundtrips(trained, s):
+    merges, enc = trained
+    ids = enc.encode(s)
+    assert ids == ref_encode(s, merges)
+    assert enc.decode_bytes(ids) == s.encode("utf-8")
+    assert enc.decode(ids) == s
+
+
+@settings(deadline=None, max_examples=30)
+@given(st.lists(st.one_of(tricky_text, corpus_words), max_size=20))
+def test_encode_batch_equals_encode(trained, texts):
+    _, enc = trained
+    assert enc.encode_batch(texts) == [enc.encode(t) for t in texts]
+
+
+def test_encode_batch_many_texts(small_corpus, trained):
+    merges, _ = trained
+    enc = nb.Encoder(merges, num_threads=3)
+    assert enc.encode_batch(small_corpus) == [ref_encode(t, merges) for t in small_corpus]
+    assert enc.encode_batch([]) == []
+
+
+# ----------------------------------------------------------------------------- vs rustbpe
+
+
+def test_training_matches_rustbpe():
+    """rustbpe (Karpathy) picks the most frequent pair and breaks ties by the
+    smallest pair -- the same rule as ours -- so the merges must be identical."""
+    rustbpe = pytest.importorskip("rustbpe")
+    texts = make_corpus(40_000, seed=2).split("\n")  # ~ 200 KB
+    vocab_size = 256 + 1000
+    ref = rustbpe.Tokenizer()
+    ref.train_from_iterator(iter(texts), vocab_size, pattern=PATTERN)
+    # rustbpe exposes token bytes -> id; rebuild its merges as pairs of ids.
+    ranks = dict(ref.get_mergeable_ranks())
+    by_id = sorted(ranks.items(), key=lambda kv: kv[1])
+    t = nb.Trainer()
+    t.feed(texts)
+    merges = t.train(vocab_size)
+    enc = nb.Encoder(merges)
+    ours = enc.token_bytes
+    assert [b for b, _ in by_id] == ours
+    # and the encodings agree too
+    sample = texts[:200]
+    assert [ref.encode(x) for x in sample] == enc.encode_batch(sample)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_vocab_size_too_small():
+    t = nb.Trainer()
+    t.feed(["hello"])
+    with pytest.raises(ValueError, match=r"100.*|.*≥ 256") as ei:
+        t.train(100)
+    assert "100" in str(ei.value) and "≥ 256" in str(ei.value)
+    with pytest.raises(TypeError):
+        t.train(300.0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_threads"):
+        nb.Trainer(num_threads=0)
+    with pytest.raises(ValueError, match="merge 0"):
+        nb.Encoder([(1, 256)])
+    with pytest.raises(TypeError):
+        nb.Trainer().feed("a single string, not a list")
+    with pytest.raises(UnicodeEncodeError):
+        nb.Trainer().feed(["ok", "bad \udc80"])
