@@ -8,7 +8,8 @@ Docs: https://nanochat-course.github.io/nanochat/common.html.md"""
 from __future__ import annotations
 import os, sys, json, random, logging, tempfile, contextlib
 from pathlib import Path
-import torch
+# torch is imported inside the functions that need it: the course runner imports this module to check settings.ini,
+# and that check must answer in a second, not after torch's two-second import
 
 # %% auto #0
 __all__ = ['DEVICES', 'DTYPES', 'base_dir', 'atomic_write', 'save_json', 'load_json', 'cpu_has_bf16', 'autodetect_device',
@@ -22,6 +23,8 @@ def base_dir() -> Path:
     return d
 
 # %% ../nbs/common.ipynb #3e13f559
+_UMASK = os.umask(0); os.umask(_UMASK)   # read once, at import: setting it later could race with other threads' files
+
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     "Open a temp file next to `path` for writing; on success fsync and rename it to `path`, on error delete it."
@@ -34,6 +37,7 @@ def atomic_write(path, mode="wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes files private (0600); give them a normal new file's permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
@@ -57,6 +61,7 @@ def cpu_has_bf16() -> bool:
 
 def autodetect_device(device: str = "auto") -> torch.device:
     "`device` as a `torch.device`, choosing cuda > mps > cpu for 'auto'; a clear error if it is not available."
+    import torch
     if device not in DEVICES: raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "auto":
         if torch.cuda.is_available(): device = "cuda"
@@ -68,6 +73,7 @@ def autodetect_device(device: str = "auto") -> torch.device:
 
 def autodetect_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
     "The compute dtype for `device`: bf16 where the hardware does bf16 math natively, else fp32."
+    import torch
     if dtype not in DTYPES: raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
     if dtype != "auto": return getattr(torch, dtype)
     if device.type == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
@@ -77,6 +83,7 @@ def autodetect_dtype(device: torch.device, dtype: str = "auto") -> torch.dtype:
 # %% ../nbs/common.ipynb #eaf217c8
 def seed_everything(seed: int = 42):
     "Seed Python, NumPy (if present) and torch (all devices)."
+    import torch
     random.seed(seed)
     torch.manual_seed(seed)
     with contextlib.suppress(ImportError):

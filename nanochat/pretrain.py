@@ -64,14 +64,19 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self):
+        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+        pending = []
         for group in self.param_groups:
-            for p in group["params"]:
+            for i, p in enumerate(group["params"]):
                 if p.grad is None: continue
                 buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
                 buf.lerp_(p.grad, 1 - group["momentum"])
-                g = p.grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-                scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
-                p.add_(newton_schulz(g, group["ns_steps"]), alpha=-group["lr"] * scale)
+                if i % world == rank:   # this rank's share of the orthogonalisation
+                    g = p.grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+                    scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
+                    p.add_(newton_schulz(g, group["ns_steps"]), alpha=-group["lr"] * scale)
+                if world > 1: pending.append(dist.broadcast(p, src=i % world, async_op=True))
+        for work in pending: work.wait()
 
 def make_optimizers(model, matrix_lr: float = 0.02, embedding_lr: float = 0.2, unembedding_lr: float = 0.004,
                     weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
@@ -490,7 +495,7 @@ def train(P, tokenizer=None, restart: bool = False, stop_after: int | None = Non
             history["train"].append((step, loss_val))
             if step > 1 or last is not None: session_tokens += P.total_batch_size; session_time += dt   # skip warm-up step
             tok_s = session_tokens / session_time if session_time else P.total_batch_size / dt
-            mfu = flops_per_token * tok_s / peak
+            mfu = flops_per_token * tok_s / (peak * world)   # tok_s counts every rank's tokens, so the peak is every rank's
             step_s = session_time / max(1, session_tokens // P.total_batch_size) if session_time else dt
             time_left = max(0.0, P.time_budget - (time.time() - t_start))
             eta = min((num_iterations - step) * step_s, time_left)
