@@ -228,10 +228,10 @@ class _Tee:
 
 def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, chapters=None, report_to=".") -> Path:
     "Run the chapter notebooks of `preset` in order with papermill (resuming), then write `report.md`."
-    import papermill as pm
     t0 = time.time()
     overrides = overrides or {}
-    settings = load_preset(preset, overrides)   # fail fast: before any download or training
+    settings = load_preset(preset, overrides)   # fail fast: before any download or training (or papermill's 3 s import)
+    import papermill as pm
     chapters = [c for c in (chapters or CHAPTERS) if (nbs_dir()/f"{c}.ipynb").exists()]
     run_dir = default_run_dir(preset)
     if restart and run_dir.exists(): shutil.rmtree(run_dir)
