@@ -165,8 +165,17 @@ def hardware_summary() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}; GPU: {gpu}"
 
 def _fmt(v):
-    if isinstance(v, float): return f"{v:.4g}"
-    return str(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
+    if isinstance(v, int) or abs(v) >= 1000: return f"{v:,.0f}"
+    return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+
+def _table(d: dict) -> list[str]:
+    "A markdown table: `{row: value}` as two columns, or `{row: {column: value}}` with a column each."
+    if all(isinstance(v, dict) for v in d.values()):
+        cols = list(dict.fromkeys(c for v in d.values() for c in v))
+        return ["| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)] + \
+               [f"| {r} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for r, v in d.items()]
+    return ["| | |", "|---|---|"] + [f"| {a} | {_fmt(b)} |" for a, b in d.items()]
 
 def report_text(run_dir, link_dir=None) -> str:
     "The markdown report of `run_dir`, with figure links relative to `link_dir` (default: `run_dir`)."
@@ -195,7 +204,7 @@ def report_text(run_dir, link_dir=None) -> str:
         L += [f"- {k}: {_fmt(v)}" for k, v in m["summary"].items()]
         for k, v in m.get("details", {}).items():
             if isinstance(v, str) and "\n" in v: L += ["", f"**{k}**", "", "```", v.strip(), "```"]
-            elif isinstance(v, dict): L += ["", f"**{k}**", "", "| | |", "|---|---|"] + [f"| {a} | {_fmt(b)} |" for a, b in v.items()]
+            elif isinstance(v, dict): L += ["", f"**{k}**", ""] + _table(v)
             else: L.append(f"- {k}: {_fmt(v)}")
         L.append("")
         L += [f"![{fig.stem}]({os.path.relpath(fig, link_dir)})\n" for fig in sorted((run_dir/"figures").glob(f"{m['chapter']}*.png"))]
