@@ -41,7 +41,7 @@ def main(argv=None):
 
     try: import nanochat_bpe
     except ImportError: sys.exit("nanochat_bpe is not installed: `.venv/bin/pip install ./rust` (needs a Rust toolchain)")
-    import rustbpe, tiktoken
+    import tiktoken
     from nanochat.dataset import use_mirror
     from nanochat.tokenizer import SPLIT_PATTERN, SPECIAL_TOKENS, PythonBPE, ranks_to_merges, train_hf_bpe, train_rustbpe
 

@@ -8,7 +8,7 @@ Prints, per model size / threads / dtype: ms per optimizer step (forward + backw
 achieved FLOP/s (model FLOPs per token × tok/s, as MFU counts them) and that as a fraction of a 1024² fp32 matmul's
 FLOP/s measured with the same threads just before: the practical ceiling on a CPU.
 """
-import argparse, time, os, sys
+import argparse, time, os
 import torch
 from nanochat.model import GPT, config_from_depth, amp_context
 from nanochat.pretrain import make_optimizers, matmul_flops

@@ -7,12 +7,12 @@ Docs: https://nanochat-course.github.io/nanochat/course.html.md"""
 
 # %% ../nbs/course.ipynb #f673dc41
 from __future__ import annotations
-import os, sys, json, time, shutil, argparse, configparser, platform, subprocess, datetime, contextlib
+import os, sys, time, shutil, argparse, configparser, platform, subprocess, datetime, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.xtras import Config
 from fastcore.basics import AttrDict
-from .common import base_dir, save_json, load_json, atomic_write, get_logger
+from .common import base_dir, save_json, load_json, atomic_write
 
 # %% auto #0
 __all__ = ['ALL', 'PARAMS', 'STAGES', 'CHAPTERS', 'Param', 'repo_root', 'settings_path', 'load_preset', 'parse_overrides',

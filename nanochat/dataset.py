@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/dataset.html.md"""
 
 # %% ../nbs/dataset.ipynb #223d7467
 from __future__ import annotations
-import os, time, random, threading, functools, contextlib, http.server, socketserver
+import os, time, random, threading, functools, contextlib, http.server
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor, as_completed
 import requests

@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/model.html.md"""
 # %% ../nbs/01_model.ipynb #d252c8a3
 from __future__ import annotations
 import math, contextlib
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

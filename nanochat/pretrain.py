@@ -10,11 +10,10 @@ from __future__ import annotations
 import os, sys, math, time, json, queue, random, argparse, threading, contextlib
 from pathlib import Path
 import torch
-import torch.nn.functional as F
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from .common import (atomic_write, autodetect_device, autodetect_dtype, seed_everything, get_logger, progress,
-                             is_headless, save_json)
+                             is_headless)
 import re, pickle, zipfile
 from .model import GPT, GPTConfig, config_from_depth, amp_context, KVCache
 from .dataset import iter_batches, split_shards
@@ -271,7 +270,6 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 def load_model(ckpt_dir, device="cpu", step: int | None = None):
     "The model of the newest (or `step`'s) checkpoint in `ckpt_dir`, in eval mode, and its metadata."
-    from nanochat.model import GPT, GPTConfig
     path = _ckpt_path(ckpt_dir, step) if step is not None else latest_checkpoint(ckpt_dir)
     if path is None: raise CheckpointError(f"no checkpoint in {ckpt_dir}: run the chapter that trains this model first (02_pretrain for base_checkpoints)")
     ck = load_checkpoint(path, map_location=device)

@@ -1,5 +1,4 @@
 "Shared fixtures: the offline mirror of upstream files, served on 127.0.0.1, and a private base directory."
-import os
 from pathlib import Path
 import pytest
 from nanochat.dataset import use_mirror

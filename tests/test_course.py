@@ -1,7 +1,6 @@
 "The course runner end to end at smoke size: killed mid-chapter, re-run, it continues; report.md holds real numbers."
 import os, re, sys, time, signal, subprocess
 from pathlib import Path
-import pytest
 from nanochat.common import load_json
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,6 +1,5 @@
 "The real download code against the served offline mirror: shards, resume, integrity, clear errors."
-import os, time, shutil
-from pathlib import Path
+import time
 import pytest
 import pyarrow.parquet as pq
 from nanochat import dataset as ds

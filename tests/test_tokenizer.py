@@ -2,15 +2,14 @@
 
 Run: .venv/bin/pytest tests/test_tokenizer.py   (about a minute on 2 cores; needs ../shared/data/mirror for the corpus tests)
 """
-import json, os
+import json
 from pathlib import Path
 import pytest
 import pyarrow.parquet as pq
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import nanochat.tokenizer as T
-from nanochat.tokenizer import (Tokenizer, PythonBPE, train_bpe, train_merges, make_encoder, ranks_to_merges, split_text,
-                                get_tokenizer, SPECIAL_TOKENS, bytes_per_token, train_rustbpe)
+from nanochat.tokenizer import (Tokenizer, PythonBPE, train_bpe, train_merges, ranks_to_merges, get_tokenizer, SPECIAL_TOKENS, bytes_per_token, train_rustbpe)
 
 MIRROR = Path(__file__).resolve().parents[2]/"shared"/"data"/"mirror"
 VAL_SHARD = 6  # the mirror's last shard: the validation split
