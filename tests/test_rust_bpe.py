@@ -105,53 +105,14 @@ def test_split_rejects_lone_surrogates():
 
 
 # ----------------------------------------------------------------------------- reference BPE
-# minbpe-style: recount every pair after every merge. Slow but obviously right.
+# The course's plain-Python BPE (chapter 00): recounts every pair after every merge. Slow but obviously right.
+from nanochat.tokenizer import train_bpe, PythonBPE
 
 
-def ref_train(texts, vocab_size):
-    counts = {}
-    for t in texts:
-        for chunk in COMPILED.findall(t):
-            counts[chunk] = counts.get(chunk, 0) + 1
-    words = [(list(c.encode("utf-8")), n) for c, n in counts.items()]
-    merges = []
-    for new_id in range(256, vocab_size):
-        stats = {}
-        for ids, n in words:
-            for p in zip(ids, ids[1:]):
-                stats[p] = stats.get(p, 0) + n
-        if not stats:
-            break
-        best = max(stats, key=lambda p: (stats[p], -p[0], -p[1]))  # most frequent, then smallest pair
-        merges.append(best)
-        words = [(ref_merge(ids, best, new_id), n) for ids, n in words]
-    return merges
+def ref_train(texts, vocab_size): return train_bpe(texts, vocab_size - 256)
 
 
-def ref_merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-def ref_encode(text, merges):
-    ranks = {p: i for i, p in enumerate(merges)}
-    out = []
-    for chunk in COMPILED.findall(text):
-        ids = list(chunk.encode("utf-8"))
-        while len(ids) >= 2:
-            pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, float("inf")))
-            if pair not in ranks:
-                break
-            ids = ref_merge(ids, pair, 256 + ranks[pair])
-        out.extend(ids)
-    return out
+def ref_encode(text, merges): return PythonBPE(merges).encode(text)
 
 
 def make_corpus(n_words, seed):
