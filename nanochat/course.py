@@ -265,7 +265,9 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
                 try:
                     pm.execute_notebook(nbs_dir()/f"{nb}.ipynb", out_nb, cwd=nbs_dir(), progress_bar=False, kernel_name="python3",
                                         parameters=dict(preset=preset, run_dir=str(run_dir), overrides=overrides),
-                                        stdout_file=_Tee(sys.stdout, log), stderr_file=_Tee(sys.stderr, log))
+                                        stdout_file=_Tee(sys.stdout, log), stderr_file=_Tee(sys.stderr, log),
+                                        # the kernel's own start-up chatter (a local TCP socket warning) is not the learner's concern
+                                        extra_arguments=["--log-level=ERROR"])
                 except pm.PapermillExecutionError as e:
                     build_report(run_dir, Path(report_to)/"report.md")
                     raise SystemExit(f"\n✗ {nb} failed in cell {e.cell_index}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
