@@ -44,6 +44,7 @@ def test_course_smoke_kill_resume_report(mirror_dir, tmp_path):
     bpb = re.search(r"\| val_bpb \| ([0-9.]+) \|", rep)
     assert bpb and 0 < float(bpb.group(1)) < 12, rep
     assert re.search(r"\| core \| -?[0-9.]+", rep), rep
+    assert "| steps | 30 |" in rep, rep   # the resumed run reaches the same final step ([smoke] num_iterations = 30)
     assert "| **total** |" in rep
     figs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", rep)
     assert figs and all((tmp_path/f).exists() for f in figs), figs
