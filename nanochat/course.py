@@ -245,10 +245,11 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
     run_dir = default_run_dir(preset)
     if restart and run_dir.exists(): shutil.rmtree(run_dir)
     state = load_json(run_dir/"state.json") if (run_dir/"state.json").exists() else {}
-    if state.get("completed") and state.get("settings") != {k: str(v) for k, v in settings.items()}:
+    as_text = {k: str(v) for k, v in settings.items()}   # as state.json stores them
+    if state.get("completed") and state.get("settings") != as_text:
         raise SystemExit(f"{run_dir} holds a run with different settings ({state.get('settings')}).\n"
                          f"Use --restart to start over with the new settings.")
-    state.update(preset=preset, settings={k: str(v) for k, v in settings.items()})
+    state.update(preset=preset, settings=as_text)
     state.setdefault("completed", {})
     save_json(state, run_dir/"state.json")
     os.environ["NANOCHAT_HEADLESS"] = "1"

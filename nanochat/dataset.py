@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 from .common import base_dir, atomic_write, get_logger, progress
 
 # %% auto #0
-__all__ = ['HF_HOST', 'MIRROR_HELP', 'FINEWEB_REPO', 'MAX_SHARD', 'remote_url', 'hf_dataset_url', 'DownloadError', 'download',
-           'serve_folder', 'use_mirror', 'shard_name', 'data_dir', 'check_parquet', 'download_shards', 'list_shards',
-           'split_shards', 'iter_batches', 'iter_texts']
+__all__ = ['HF_HOST', 'MIRROR_HELP', 'FINEWEB_REPO', 'MAX_SHARD', 'remote_url', 'hf_dataset_url', 'DownloadError',
+           'NotFoundError', 'download', 'serve_folder', 'use_mirror', 'shard_name', 'data_dir', 'check_parquet',
+           'download_shards', 'list_shards', 'split_shards', 'iter_batches', 'iter_texts']
 
 # %% ../nbs/dataset.ipynb #a1ab832a
 HF_HOST = "huggingface.co"
@@ -35,6 +35,7 @@ def hf_dataset_url(repo: str, path: str, revision: str = "main") -> str:
 
 # %% ../nbs/dataset.ipynb #18baa348
 class DownloadError(RuntimeError): pass
+class NotFoundError(DownloadError): "The server says the file does not exist: retrying will not help."
 
 MIRROR_HELP = ("Offline or behind a firewall? Serve a mirror folder laid out as <host>/<path> and point the course at it: "
                "`python -m http.server --bind 127.0.0.1 8765 --directory MIRROR` then `export NANOCHAT_MIRROR=http://127.0.0.1:8765 "
@@ -49,7 +50,8 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
     for attempt in range(1, retries + 1):
         try:
             with requests.get(url, stream=True, timeout=timeout) as r:
-                if r.status_code == 404: raise DownloadError(f"{url} does not exist (HTTP 404)")
+                if r.status_code == 404:
+                    raise NotFoundError(f"{url} does not exist (HTTP 404). " + MIRROR_HELP.format(dest_dir=dest.parent))
                 r.raise_for_status()
                 total = int(r.headers.get("content-length", 0)) or None
                 with atomic_write(dest, "wb") as f:
@@ -63,10 +65,8 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
                         raise DownloadError(f"{url}: got {f.tell()} bytes, expected {total}")
                     if verify is not None: verify(f.name)
             return dest
-        except DownloadError as e:
-            if "HTTP 404" in str(e): raise DownloadError(f"{e}. " + MIRROR_HELP.format(dest_dir=dest.parent)) from None
-            last = e
-        except (requests.RequestException, OSError, ValueError) as e:
+        except NotFoundError: raise
+        except (DownloadError, requests.RequestException, OSError, ValueError) as e:
             last = e
         if attempt < retries:
             wait = min(2 ** attempt, 30) * (0.5 + random.random())
