@@ -58,7 +58,7 @@ def main(argv=None):
     def train_ours():
         t = nanochat_bpe.Trainer()
         for i in range(0, len(train), 1024): t.feed(train[i:i + 1024])
-        return [tuple(p) for p in t.train(256 + num_merges)]
+        return [tuple(p) for p in t.train(num_merges)]
     train_s = {}
     train_s["nanochat_bpe (ours)"], merges = best_time(train_ours, 1)
     train_s["rustbpe"], rb = best_time(lambda: train_rustbpe(train, num_merges), 1)

@@ -11,8 +11,9 @@ FLOP/s measured with the same threads just before: the practical ceiling on a CP
 import argparse, time, os
 import torch
 from nanochat.model import GPT, config_from_depth, amp_context
-from nanochat.pretrain import make_optimizers, matmul_flops
-from nanochat.course import load_preset
+from nanochat.optim import make_optimizers
+from nanochat.common import matmul_flops
+from nanochat.settings import load_preset
 
 def step_seconds(model, opts, x, dtype, steps):
     "Best-of-`steps` seconds for one optimizer step (after one warm-up step)."

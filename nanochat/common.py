@@ -13,7 +13,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEVICES', 'DTYPES', 'base_dir', 'atomic_write', 'save_json', 'load_json', 'cpu_has_bf16', 'autodetect_device',
-           'autodetect_dtype', 'seed_everything', 'get_logger', 'is_headless', 'progress']
+           'autodetect_dtype', 'seed_everything', 'get_logger', 'is_headless', 'progress', 'eval_mode', 'dist_info',
+           'dist_setup', 'matmul_flops', 'peak_flops']
 
 # %% ../nbs/common.ipynb #064b979a
 def base_dir() -> Path:
@@ -108,3 +109,57 @@ def progress(iterable=None, total=None, desc=None, **kwargs):
     else:
         from tqdm.auto import tqdm
     return tqdm(iterable, total=total, desc=desc, **kwargs)
+
+# %% ../nbs/common.ipynb #44afbed3
+@contextlib.contextmanager
+def eval_mode(model):
+    "Put `model` (an `nn.Module`, or anything with `.training`) in eval mode inside the block; restore its mode after."
+    was = getattr(model, "training", False)
+    if hasattr(model, "eval"): model.eval()
+    try: yield model
+    finally:
+        if hasattr(model, "train"): model.train(was)
+
+# %% ../nbs/common.ipynb #83d3dce9
+def dist_info() -> tuple[int, int]:
+    "(rank, world_size) of this process: (0, 1) unless a torch.distributed process group is initialised."
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+def dist_setup():
+    "(ddp, rank, local_rank, world_size, device): joins the process group when launched by torchrun (device None otherwise)."
+    import torch, torch.distributed as dist
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl": torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+            dist.init_process_group(backend)
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        return True, dist.get_rank(), local, dist.get_world_size(), device
+    return False, 0, 0, 1, None
+
+# %% ../nbs/common.ipynb #17bdcae0
+def matmul_flops(device, dtype=None, n: int = 1024, seconds: float = 0.3) -> float:
+    "Achieved FLOP/s (float) of an n×n matmul on `device` in `dtype` (default fp32), timed for about `seconds`."
+    import time, torch
+    device, dtype = torch.device(device), dtype or torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b; sync()
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or reps < 2:
+        a @ b; reps += 1
+    sync()
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+def peak_flops(device) -> float:
+    "What MFU is measured against, in FLOP/s: the bf16 dense datasheet peak on known GPUs, a measured fp32 matmul on CPUs."
+    import torch
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, f in (("H100", 989e12), ("H200", 989e12), ("A100", 312e12), ("B200", 2250e12)):
+            if key in name: return f
+        return matmul_flops(device, torch.bfloat16, n=4096)
+    return matmul_flops(device, torch.float32, n=1024)

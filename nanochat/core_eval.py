@@ -14,7 +14,7 @@ import yaml
 import torch
 import torch.nn.functional as F
 import torch.distributed as dist
-from .common import base_dir, get_logger, progress, is_headless
+from .common import base_dir, get_logger, progress, is_headless, dist_info, eval_mode
 from .dataset import remote_url, download
 
 # %% auto #0
@@ -192,7 +192,7 @@ def evaluate_task(model, tokenizer, task: CoreTask, data: list[dict], device, id
     "Right or wrong for each example `idxs` of `data` (default: all); few-shot examples come from all of `data`."
     idxs = list(range(len(data)) if idxs is None else idxs)
     pad_id, correct = tokenizer.get_bos_token_id(), []
-    quiet = is_headless() or (dist.is_available() and dist.is_initialized() and dist.get_rank() > 0)  # headless: a log line per task
+    quiet = is_headless() or dist_info()[0] > 0  # headless: a log line per task
     bar = progress(total=len(idxs), desc=desc or task.label, leave=False, disable=quiet)
     for c in range(0, len(idxs), chunk):  # a chunk at a time: the tokens of 20,000 long prompts would fill the memory
         rows, owner = [], []
@@ -229,7 +229,7 @@ def evaluate_core(model,                            # model(ids[B, T]) -> logits
     if max_per_task != -1 and max_per_task < 1: raise ValueError(f"max_per_task must be -1 (all) or ≥ 1, got {max_per_task}")
     if batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     log = get_logger("nanochat.core")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    rank, world = dist_info()
     max_seq_len = max_seq_len or model_max_seq_len(model)
     if max_seq_len is None and rank == 0: log.warning("the model has no config.sequence_len and no max_seq_len was given: prompts are not cropped")
     all_tasks = load_core_tasks(bundle)
@@ -239,9 +239,7 @@ def evaluate_core(model,                            # model(ids[B, T]) -> logits
         if unknown: raise ValueError(f"unknown CORE task(s) {unknown}; the bundle has: {', '.join(sorted(known))}")
         all_tasks = [t for t in all_tasks if t.label in set(tasks)]
     results, skipped = {}, []
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"): model.eval()
-    try:
+    with eval_mode(model):
         for i, task in enumerate(all_tasks, 1):
             if not task.path.exists():
                 if rank == 0: warnings.warn(f"CORE task {task.label!r} skipped: its data {task.path} is missing; the average is over the other tasks")
@@ -258,8 +256,6 @@ def evaluate_core(model,                            # model(ids[B, T]) -> logits
             results[task.label] = dict(accuracy=acc, centered=centered(acc, task.baseline), n=n, type=task.type,
                                        shots=task.shots, baseline=task.baseline, seconds=time.time() - t0)
             if rank == 0: log.info(f"CORE {i}/{len(all_tasks)} {task.label}: accuracy {acc:.4f}, centred {results[task.label]['centered']:+.4f} ({n} examples, {time.time() - t0:.1f}s)")
-    finally:
-        if hasattr(model, "train"): model.train(was_training)
     if not results: raise RuntimeError(f"no CORE task could be evaluated: the data of {skipped} is missing")
     core = sum(r["centered"] for r in results.values()) / len(results)
     return dict(core=core, n_tasks=len(results), name=core_name(len(results)), tasks=results, skipped=skipped)

@@ -7,510 +7,51 @@ Docs: https://nanochat-course.github.io/nanochat/pretrain.html.md"""
 
 # %% ../nbs/02_pretrain.ipynb #7e1f1e8c
 from __future__ import annotations
-import os, sys, math, time, json, queue, random, argparse, threading, contextlib
-from pathlib import Path
+import sys, json, argparse
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel as DDP
-from .common import (atomic_write, autodetect_device, autodetect_dtype, seed_everything, get_logger, progress,
-                             is_headless)
-import re, pickle, zipfile
-from .model import GPT, GPTConfig, config_from_depth, amp_context, KVCache
-from .dataset import iter_batches, split_shards
+from .common import autodetect_device, autodetect_dtype, seed_everything, dist_setup
+from .model import GPT, config_from_depth
+from .tokenizer import get_tokenizer
+from .dataloader import DataLoader
+from .loss_eval import eval_batches
+from .checkpoint import checkpoint_dir
+from .train_loop import train
+from .engine import sample_greedy, PROMPTS
 
 # %% auto #0
-__all__ = ['PROMPTS', 'matmul_flops', 'newton_schulz', 'Muon', 'make_optimizers', 'lr_multiplier', 'muon_momentum', 'DataLoader',
-           'evaluate_bpb', 'eval_batches', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load_model', 'sample_greedy', 'dist_setup',
-           'peak_flops', 'loss_figure', 'LivePlot', 'train', 'main']
-
-# %% ../nbs/02_pretrain.ipynb #f609d234
-def matmul_flops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024, seconds: float = 0.3) -> float:
-    "Achieved FLOP/s of an n×n matmul on `device` in `dtype`: the practical peak MFU is measured against on CPUs."
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    a @ b; sync()
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or reps < 2:
-        a @ b; reps += 1
-    sync()
-    return 2 * n**3 * reps / (time.perf_counter() - t0)
-
-# %% ../nbs/02_pretrain.ipynb #6e7eeb0a
-@torch.no_grad()
-def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
-    "Approximately orthogonalise matrix `G` (≈ U Vᵀ of its SVD) with a quintic Newton–Schulz iteration."
-    a, b, c = 3.4445, -4.7750, 2.0315
-    # bf16 is fast and precise enough on GPUs; CPUs without bf16 instructions emulate it, so stay in fp32 there
-    X = G.bfloat16() if G.is_cuda else G.float()
-    tall = X.size(-2) > X.size(-1)
-    if tall: X = X.mT   # iterate on the wide orientation: X Xᵀ is the smaller Gram matrix
-    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
-    for _ in range(steps):
-        A = X @ X.mT
-        X = a * X + (b * A + c * A @ A) @ X
-    if tall: X = X.mT
-    return X.to(G.dtype)
-
-# %% ../nbs/02_pretrain.ipynb #16e172ad
-class Muon(torch.optim.Optimizer):
-    "MomentUm Orthogonalized by Newton–Schulz, for 2-D weight matrices (https://kellerjordan.github.io/posts/muon/)."
-    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5):
-        params = list(params)
-        bad = [tuple(p.shape) for p in params if p.ndim != 2]
-        if bad: raise ValueError(f"Muon optimises 2-D matrices only, got parameters of shapes {bad}: give those to AdamW")
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps))
-
-    @torch.no_grad()
-    def step(self):
-        rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-        pending = []
-        for group in self.param_groups:
-            for i, p in enumerate(group["params"]):
-                if p.grad is None: continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
-                buf.lerp_(p.grad, 1 - group["momentum"])
-                if i % world == rank:   # this rank's share of the orthogonalisation
-                    g = p.grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-                    scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
-                    p.add_(newton_schulz(g, group["ns_steps"]), alpha=-group["lr"] * scale)
-                if world > 1: pending.append(dist.broadcast(p, src=i % world, async_op=True))
-        for work in pending: work.wait()
-
-def make_optimizers(model, matrix_lr: float = 0.02, embedding_lr: float = 0.2, unembedding_lr: float = 0.004,
-                    weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
-    "[AdamW for the embedding and head, Muon for every block matrix], with nanochat's learning rates."
-    d = model.config.n_embd
-    scale = (d / 768) ** -0.5   # AdamW lrs were tuned at width 768
-    adamw = torch.optim.AdamW([dict(params=list(model.lm_head.parameters()), lr=unembedding_lr * scale),
-                               dict(params=list(model.transformer.wte.parameters()), lr=embedding_lr * scale)],
-                              betas=(0.8, 0.95), eps=1e-10, weight_decay=weight_decay)
-    muon = Muon(model.transformer.h.parameters(), lr=matrix_lr, momentum=0.95)
-    for opt in (adamw, muon):
-        for g in opt.param_groups: g["initial_lr"] = g["lr"]   # the schedule multiplies this
-    n = sum(p.numel() for o in (adamw, muon) for g in o.param_groups for p in g["params"])
-    assert n == sum(p.numel() for p in model.parameters()), "every parameter must be in exactly one optimizer"
-    return [adamw, muon]
-
-# %% ../nbs/02_pretrain.ipynb #7475fda4
-def lr_multiplier(progress: float, warmup_ratio: float = 0.0, warmdown_ratio: float = 0.2, final_lr_frac: float = 0.0) -> float:
-    "Learning-rate multiplier at `progress` ∈ [0, 1]: linear warmup, constant, linear warmdown to `final_lr_frac`."
-    if warmup_ratio > 0 and progress < warmup_ratio: return (progress + 1e-9) / warmup_ratio
-    if progress <= 1 - warmdown_ratio: return 1.0
-    frac = max(0.0, (1 - progress) / warmdown_ratio)   # 1 → 0 across the warmdown
-    return final_lr_frac + (1 - final_lr_frac) * frac
-
-def muon_momentum(step: int) -> float:
-    "Muon's momentum: 0.85 → 0.95 over the first 300 steps (less momentum while the gradients change fast)."
-    return 0.85 + 0.10 * min(step / 300, 1.0)
-
-# %% ../nbs/02_pretrain.ipynb #568b50db
-class DataLoader:
-    "Endless (x, y) batches of shape (B, T) from a split of the parquet shards, BOS-aligned, resumable."
-    def __init__(self, tokenizer, B: int, T: int, split: str = "train", rank: int = 0, world_size: int = 1, device="cpu",
-                 state: dict | None = None, shards=None, threads: int | None = None, chunk_docs: int = 64, prefetch: int = 8):
-        if B < 1 or T < 1: raise ValueError(f"batch size B and sequence length T must be ≥ 1, got B={B}, T={T}")
-        if not 0 <= rank < world_size: raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        self.tok, self.B, self.T, self.rank, self.world = tokenizer, B, T, rank, world_size
-        self.device, self.bos = torch.device(device), tokenizer.get_bos_token_id()
-        self.shards = list(shards) if shards is not None else split_shards(split)
-        # tokenizer threads: leave one core to the training loop (torch's own threads) unless there are many
-        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
-        self.chunk_docs = chunk_docs   # tokenize a row group in chunks: the first batch is ready after 64 documents, not 1000
-        s = state or {}
-        if s and (s["rank"], s["world_size"]) != (rank, world_size):
-            raise ValueError(f"loader state was saved by rank {s['rank']} of {s['world_size']}, cannot resume it as rank {rank} of {world_size}")
-        # the consumer's position: the document `doc` of row group `row_group` of shard `shard`, token `offset` in it
-        self.epoch, self.shard, self.row_group = s.get("epoch", 0), s.get("shard", 0), s.get("row_group", 0)
-        self.doc, self.offset = s.get("doc", 0), s.get("offset", 0)
-        self.docs, self.first = [], self.doc   # the chunk being consumed: token lists of documents first, first+1, …
-        self._q, self._stop = queue.Queue(maxsize=prefetch), threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(self.epoch, self.shard, self.row_group, self.doc), daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try: self._q.put(item, timeout=0.1); return True
-            except queue.Full: pass
-        return False
-
-    def _produce(self, epoch, shard, row_group, doc):
-        "Background thread: tokenize this rank's row groups chunk by chunk, in order, forever, from the resume position."
-        try:
-            while not self._stop.is_set():
-                found = False
-                for texts, (si, rg) in iter_batches(shards=self.shards, start=(shard, row_group)):
-                    if rg % self.world != self.rank: continue   # rank r of w reads row groups r, r+w, r+2w, …
-                    found = True
-                    start, doc = doc, 0   # only the resumed row group starts mid-way
-                    for c in range(start, len(texts), self.chunk_docs):
-                        ids = self.tok.encode(texts[c:c + self.chunk_docs], prepend=self.bos, num_threads=self.threads)
-                        if not self._put((epoch, si, rg, c, ids)): return
-                if not found and (shard, row_group) == (0, 0):
-                    raise ValueError(f"rank {self.rank} of {self.world} gets no row groups from {len(self.shards)} shard(s): "
-                                     f"each shard has fewer than {self.world} row groups; download more shards (num_shards)")
-                epoch, shard, row_group = epoch + 1, 0, 0
-        except BaseException as e:   # hand the error to the consumer instead of dying silently
-            self._put(e)
-
-    def _next_chunk(self):
-        item = self._q.get()
-        if isinstance(item, BaseException): raise item
-        epoch, shard, row_group, first, self.docs = item
-        if (epoch, shard, row_group, first) != (self.epoch, self.shard, self.row_group, self.doc): self.offset = 0   # not a resume point
-        self.epoch, self.shard, self.row_group, self.first, self.doc = epoch, shard, row_group, first, first
-
-    def _row(self) -> list[int]:
-        "One row of T+1 tokens that starts with BOS."
-        row, need = [], self.T + 1
-        while len(row) < need:
-            if self.doc - self.first >= len(self.docs):   # chunk used up (or none yet)
-                self._next_chunk(); continue
-            d = self.docs[self.doc - self.first]
-            if self.offset > 0 and not row: row.append(self.bos)   # a cut document continues behind a fresh BOS
-            take = min(len(d) - self.offset, need - len(row))
-            row += d[self.offset:self.offset + take]
-            self.offset += take
-            if self.offset >= len(d): self.doc, self.offset = self.doc + 1, 0
-        return row
-
-    def __iter__(self): return self
-
-    def __next__(self):
-        rows = torch.tensor([self._row() for _ in range(self.B)], dtype=torch.long)
-        if self.device.type == "cuda": rows = rows.pin_memory().to(self.device, non_blocking=True)
-        return rows[:, :-1], rows[:, 1:]
-
-    def state_dict(self) -> dict:
-        "Where the next batch starts: enough to resume exactly."
-        return dict(epoch=self.epoch, shard=self.shard, row_group=self.row_group, doc=self.doc, offset=self.offset,
-                    rank=self.rank, world_size=self.world)
-
-    def close(self):
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True: self._q.get_nowait()   # unblock the producer
-        self._thread.join(timeout=5)
-
-    def __del__(self):
-        try: self.close()
-        except Exception: pass   # at interpreter exit the modules may be gone already
-
-# %% ../nbs/02_pretrain.ipynb #b06af604
-@torch.no_grad()
-def evaluate_bpb(model, batches, token_bytes: torch.Tensor, device, dtype) -> float:
-    "Bits per byte of `model` on `batches` [(x, y), ...]; summed over all ranks when running distributed."
-    was_training = model.training; model.eval()
-    token_bytes = token_bytes.to(device)
-    nats = torch.zeros((), dtype=torch.float64, device=device); nbytes = torch.zeros((), dtype=torch.int64, device=device)
-    for x, y in batches:
-        x, y = x.to(device), y.to(device)
-        with amp_context(device, dtype): loss = model(x, y, loss_reduction="none")
-        b = token_bytes[y.reshape(-1).clamp(min=0)] * (y.reshape(-1) >= 0)
-        nats += (loss.double() * (b > 0)).sum(); nbytes += b.sum()
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(nats); dist.all_reduce(nbytes)
-    model.train(was_training)
-    if nbytes.item() == 0: raise ValueError("evaluate_bpb got no bytes to score (empty batches, or only special tokens)")
-    return (nats / (math.log(2) * nbytes)).item()
-
-def eval_batches(tokenizer, B: int, T: int, eval_tokens: int, split: str = "val", rank: int = 0, world_size: int = 1) -> list:
-    "A fixed evaluation set: the first `eval_tokens` tokens of `split` in (B, T) batches, this rank's share."
-    loader = DataLoader(tokenizer, B, T, split=split)
-    n = max(world_size, eval_tokens // (B * T))
-    batches = [next(loader) for _ in range(n)]
-    loader.close()
-    return batches[rank::world_size]
+__all__ = ['pretrain', 'main']
 
 # %% ../nbs/02_pretrain.ipynb #623e2ddc
-class CheckpointError(RuntimeError): pass
-
-def _ckpt_path(ckpt_dir, step: int) -> Path: return Path(ckpt_dir)/f"step_{step:06d}.pt"
-
-def list_checkpoints(ckpt_dir) -> list[Path]:
-    "Checkpoint files in `ckpt_dir`, oldest first."
-    d = Path(ckpt_dir)
-    return sorted(d.glob("step_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0])) if d.is_dir() else []
-
-def latest_checkpoint(ckpt_dir) -> Path | None:
-    cks = list_checkpoints(ckpt_dir)
-    return cks[-1] if cks else None
-
-def rng_state() -> dict:
-    return dict(python=random.getstate(), torch=torch.get_rng_state(),
-                cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-def set_rng_state(s: dict):
-    random.setstate(s["python"]); torch.set_rng_state(s["torch"].cpu())
-    if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
-
-def save_checkpoint(ckpt_dir, step: int, model, optimizers, meta: dict, loader_states: list, rng: list | None = None, keep: int = 2) -> Path:
-    "Write `step_XXXXXX.pt` atomically into `ckpt_dir`, then delete all but the `keep` newest."
-    path = _ckpt_path(ckpt_dir, step)
-    obj = dict(format="nanochat-checkpoint-1", step=step, model=model.state_dict(),
-               optimizers=[o.state_dict() for o in optimizers], loaders=loader_states, rng=rng, meta=meta)
-    with atomic_write(path, "wb") as f: torch.save(obj, f)
-    for old in list_checkpoints(ckpt_dir)[:-keep]: old.unlink(missing_ok=True)
-    return path
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Load a checkpoint file; a missing or unreadable file raises `CheckpointError` naming it and the way out."
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; checkpoints there: {[p.name for p in list_checkpoints(path.parent)] or 'none'}")
-    way_out = (f"Delete {path} to resume from the checkpoint before it (if any), or delete the folder {path.parent} "
-               f"(or run `nanochat-course run --restart`) to train from scratch.")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {str(e)[:200]}). {way_out}") from None
-    if not isinstance(obj, dict) or obj.get("format") != "nanochat-checkpoint-1":
-        raise CheckpointError(f"{path} is not a nanochat checkpoint (format {obj.get('format') if isinstance(obj, dict) else type(obj)}). {way_out}")
-    return obj
-
-def load_model(ckpt_dir, device="cpu", step: int | None = None):
-    "The model of the newest (or `step`'s) checkpoint in `ckpt_dir`, in eval mode, and its metadata."
-    path = _ckpt_path(ckpt_dir, step) if step is not None else latest_checkpoint(ckpt_dir)
-    if path is None: raise CheckpointError(f"no checkpoint in {ckpt_dir}: run the chapter that trains this model first (02_pretrain for base_checkpoints)")
-    ck = load_checkpoint(path, map_location=device)
-    model = GPT(GPTConfig(**ck["meta"]["model_config"])).to(device)
-    model.load_state_dict(ck["model"])
-    return model.eval(), ck["meta"]
-
-# %% ../nbs/02_pretrain.ipynb #af62b7f4
-PROMPTS = ["The capital of France is", "The chemical symbol of gold is", "If yesterday was Friday, then tomorrow will be",
-           "The opposite of hot is", "The planets of the solar system are:", "My favorite color is"]
-
-@torch.no_grad()
-def sample_greedy(model, tokenizer, prompts, max_tokens: int = 16, device=None, dtype=torch.float32) -> list[str]:
-    "Greedy continuations of `prompts` (each starts with BOS), one KV-cached token at a time."
-    device = device or model.get_device()
-    was_training = model.training; model.eval()
-    out = []
-    for prompt in prompts:
-        ids = tokenizer.encode(prompt, prepend=tokenizer.get_bos_token_id())
-        cache = KVCache.for_model(model, 1, max_len=len(ids) + max_tokens, dtype=torch.float32)
-        x, new = torch.tensor([ids], device=device), []
-        for _ in range(max_tokens):
-            with amp_context(device, dtype): logits = model(x, kv_cache=cache)
-            nxt = logits[0, -1].argmax().item()
-            if nxt == tokenizer.get_bos_token_id(): break
-            new.append(nxt); x = torch.tensor([[nxt]], device=device)
-        out.append(prompt + tokenizer.decode(new))
-    model.train(was_training)
-    return out
-
-# %% ../nbs/02_pretrain.ipynb #91171425
-def dist_setup():
-    "(ddp, rank, local_rank, world_size, device): joins the process group when launched by torchrun."
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:
-        if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            if backend == "nccl": torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-            dist.init_process_group(backend)
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
-        return True, dist.get_rank(), local, dist.get_world_size(), device
-    return False, 0, 0, 1, None
-
-def peak_flops(device: torch.device) -> float:
-    "What MFU is measured against: bf16 dense peak on known GPUs, a large fp32 matmul measured here on CPUs."
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for key, f in (("H100", 989e12), ("H200", 989e12), ("A100", 312e12), ("B200", 2250e12)):
-            if key in name: return f
-        return matmul_flops(device, torch.bfloat16, n=4096)
-    return matmul_flops(device, torch.float32, n=1024)
-
-# %% ../nbs/02_pretrain.ipynb #e82d697f
-def loss_figure(history: dict, title: str = ""):
-    "Training loss and validation bpb against step."
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
-    if history["train"]:
-        s, l = zip(*history["train"])
-        a1.plot(s, l, alpha=0.3, label="loss")
-        ema, out = 0.0, []
-        for i, v in enumerate(l): ema = 0.9 * ema + 0.1 * v; out.append(ema / (1 - 0.9 ** (i + 1)))   # debiased EMA
-        a1.plot(s, out, label="smoothed")
-    a1.set(xlabel="step", ylabel="train loss (nats/token)", title=title); a1.legend()
-    if history["val"]:
-        s, b = zip(*history["val"]); a2.plot(s, b, "o-")
-    a2.set(xlabel="step", ylabel="val bits per byte")
-    fig.tight_layout()
-    return fig
-
-class LivePlot:
-    "Redraw `loss_figure` in place in a notebook at each evaluation (a no-op when headless)."
-    def __init__(self, title=""): self.title, self.handle = title, None
-    def __call__(self, history):
-        if is_headless(): return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-        fig = loss_figure(history, self.title)
-        if self.handle is None: self.handle = display(fig, display_id=True)
-        else: self.handle.update(fig)
-        plt.close(fig)
-
-# %% ../nbs/02_pretrain.ipynb #c2f1ddea
-def train(P, tokenizer=None, restart: bool = False, stop_after: int | None = None, on_eval=None, quiet: bool = False) -> dict:
-    """Pretrain a GPT with settings `P` (from `chapter_setup('02_pretrain', ...)`), resuming from `P.run_dir/base_checkpoints`.
-    `stop_after`: end this session at that step (with a checkpoint) — the rest of the run continues on the next call.
-    Returns the run's summary: steps, tokens, times, losses, val bpb, the history and the model."""
-    log = get_logger("nanochat.pretrain")
+def pretrain(P, tokenizer=None, restart: bool = False, stop_after: int | None = None, on_eval=None, quiet: bool = False) -> dict:
+    """Pretrain a GPT with settings `P` (from `chapter_setup('02_pretrain', ...)`) into `P.run_dir/base_checkpoints`,
+    resuming there; under `torchrun`, one rank of many. Returns `train`'s summary plus `config` and `tokenizer`."""
     ddp, rank, local_rank, world, ddp_device = dist_setup()
-    master = rank == 0
     device = ddp_device or autodetect_device(P.device)
     dtype = autodetect_dtype(device, P.dtype)
-    if tokenizer is None:
-        from nanochat.tokenizer import get_tokenizer
-        tokenizer = get_tokenizer(P.run_dir)
-    B, T = P.device_batch_size, P.max_seq_len
-    tokens_per_fwd = B * T * world
-    if P.total_batch_size % tokens_per_fwd:
-        raise ValueError(f"total_batch_size = {P.total_batch_size} must be a multiple of device_batch_size × max_seq_len × ranks "
-                         f"= {B} × {T} × {world} = {tokens_per_fwd}")
-    grad_accum = P.total_batch_size // tokens_per_fwd
-    ckpt_dir = Path(P.run_dir)/"base_checkpoints"
-    if restart and master and ckpt_dir.exists():
-        import shutil; shutil.rmtree(ckpt_dir)
-    if ddp: dist.barrier()
-
-    seed_everything(P.seed)
+    tokenizer = tokenizer or get_tokenizer(P.run_dir)
+    seed_everything(P.seed)   # the initial weights depend on it
     config = config_from_depth(P.depth, tokenizer.vocab_size, P.aspect_ratio, P.head_dim, P.max_seq_len)
     model = GPT(config).to(device)
-    optimizers = make_optimizers(model)
     n_params = model.num_params_by_part()["total"]
+    # no step count set: train on target_param_data_ratio tokens per parameter (Chinchilla: 20)
     num_iterations = P.num_iterations if P.num_iterations > 0 else max(1, round(P.target_param_data_ratio * n_params / P.total_batch_size))
-    settings = {k: v for k, v in P.items() if k != "run_dir"}
-    step, elapsed, history, loader_state = 0, 0.0, dict(train=[], val=[], samples=[]), None
-
-    last = latest_checkpoint(ckpt_dir)
-    if last is not None:
-        ck = load_checkpoint(last, map_location="cpu")   # load_state_dict copies to the model's and optimizers' device
-        if ck["meta"]["model_config"] != config.__dict__:
-            raise CheckpointError(f"{last} holds a model {ck['meta']['model_config']}, but the settings now give {config.__dict__}. "
-                                  f"Delete {ckpt_dir} (or run `nanochat-course run --restart`) to train the new model from scratch.")
-        if len(ck["loaders"]) != world:
-            raise CheckpointError(f"{last} was written by {len(ck['loaders'])} process(es), now running {world}: resume with the same number "
-                                  f"of processes, or delete {ckpt_dir} to start over.")
-        model.load_state_dict(ck["model"])
-        for o, s in zip(optimizers, ck["optimizers"]): o.load_state_dict(s)
-        step, elapsed, history = ck["step"], ck["meta"]["elapsed"], ck["meta"]["history"]
-        num_iterations, loader_state = ck["meta"]["num_iterations"], ck["loaders"][rank]
-        if ck["rng"] is not None: set_rng_state(ck["rng"][rank])
-        if master: log.info(f"resuming from {last} (step {step}/{num_iterations}, {elapsed:.0f}s trained)")
-
-    threads, peak = torch.get_num_threads(), peak_flops(device)   # MFU is measured against all cores
-    if device.type == "cpu" and not ddp and config.n_embd < 256:
-        # matrices this narrow do not split profitably across cores, and on a busy machine the threads wait for each
-        # other: one thread is faster (bench/train.py: smoke model 1 vs 2 threads)
-        torch.set_num_threads(1)
-    # torch.compile fuses the small ops between the matmuls: 1.4× on the quickstart model on a CPU after ~30 s of
-    # compiling, ~1.1× for the smoke model (not worth 20 s there); always on GPUs (bench/train.py --compile)
-    use_compile = device.type == "cuda" or config.n_embd >= 256
-    # Under torchrun, DistributedDataParallel averages the gradients across ranks during the backward pass, bucket by
-    # bucket, so the communication overlaps the rest of the backward; every rank's Muon then sees the same gradients.
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
-    fwd = torch.compile(net, dynamic=False) if use_compile else net
-    loader = DataLoader(tokenizer, B, T, "train", rank, world, device, state=loader_state, threads=1 if device.type == "cpu" else None)
-    vbatches = eval_batches(tokenizer, B, T, P.eval_tokens, "val", rank, world)
-    token_bytes = tokenizer.token_bytes.to(device)
-    flops_per_token = model.estimate_flops()
-    if master and not quiet:
-        log.info(f"{n_params:,} parameters, {num_iterations} steps of {P.total_batch_size:,} tokens ({grad_accum} × {B}×{T} per rank, "
-                 f"{world} rank(s)) on {device} in {str(dtype).split('.')[-1]}; time budget {P.time_budget:.0f}s")
-
-    def meta():
-        return dict(model_config=config.__dict__, settings=settings, step=step, elapsed=elapsed, num_iterations=num_iterations,
-                    history=history, world_size=world, n_params=n_params, tok_s=tok_s, mfu=mfu)
-
-    def checkpoint():
-        states = [None] * world
-        if ddp: dist.all_gather_object(states, loader.state_dict())
-        else: states = [loader.state_dict()]
-        rngs = [None] * world
-        if ddp: dist.all_gather_object(rngs, rng_state())
-        else: rngs = [rng_state()]
-        if master: save_checkpoint(ckpt_dir, step, model, optimizers, meta(), states, rngs)
-        if ddp: dist.barrier()
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    bar = progress(total=num_iterations, initial=step, desc="pretrain", disable=not master or quiet)
-    session_tokens, session_time, loss_val = 0, 0.0, history["train"][-1][1] if history["train"] else float("nan")
-    tok_s, mfu = (ck["meta"].get("tok_s", 0.0), ck["meta"].get("mfu", 0.0)) if last is not None else (0.0, 0.0)
-    eval_s = 0.0                      # how long the last evaluation took
-    t_start = time.time() - elapsed   # elapsed counts every session of this run: training, evals, checkpoints
-    try:
-        while True:
-            elapsed = time.time() - t_start
-            if ddp:   # every rank must take the same decision to stop, or the others wait forever in an all_reduce
-                e = torch.tensor([elapsed], device=device); dist.broadcast(e, 0); elapsed = e.item()
-            # stop early enough that the final evaluation still fits in the budget
-            done = step >= num_iterations or elapsed + eval_s >= P.time_budget
-            if step % P.eval_every == 0 or done:
-                if not history["val"] or history["val"][-1][0] != step:
-                    t_eval = time.time()
-                    bpb = evaluate_bpb(model, vbatches, token_bytes, device, dtype)
-                    eval_s = time.time() - t_eval
-                    # a CPU shared with other work measures a low peak at times: keep the best measurement (MFU ≤ 100%)
-                    if device.type == "cpu" and step > 0: peak = max(peak, peak_flops(device))
-                    history["val"].append((step, bpb))
-                    if master:
-                        samples = sample_greedy(model, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype)
-                        history["samples"].append((step, samples))
-                        if not quiet: bar.write(f"step {step}: val bpb {bpb:.4f} | " + " | ".join(s.replace("\n", "⏎") for s in samples))
-                        if on_eval is not None: on_eval(history)
-            if step > 0 and (done or step % P.checkpoint_every == 0 or step == stop_after):
-                if not (last is not None and step == ck["step"]): checkpoint()
-            if done or step == stop_after: break
-
-            t0 = time.time()
-            lrm = lr_multiplier(max(step / num_iterations, elapsed / P.time_budget))
-            for o in optimizers:
-                for g in o.param_groups: g["lr"] = g["initial_lr"] * lrm
-            for g in optimizers[1].param_groups: g["momentum"] = muon_momentum(step)
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(grad_accum):
-                x, y = next(loader)
-                # DDP synchronises gradients once per optimizer step: not after the micro-batches before the last
-                with net.no_sync() if ddp and micro < grad_accum - 1 else contextlib.nullcontext():
-                    try:
-                        with amp_context(device, dtype): loss = fwd(x, y)
-                    except Exception as e:   # no C++ compiler, an unsupported platform…: train uncompiled rather than not at all
-                        if fwd is net: raise
-                        log.warning(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it")
-                        fwd = net
-                        with amp_context(device, dtype): loss = fwd(x, y)
-                    (loss / grad_accum).backward()
-                loss_sum += loss.detach()
-            if ddp: dist.all_reduce(loss_sum); loss_sum /= world   # for the log: every rank's micro-batches
-            for o in optimizers: o.step()
-            model.zero_grad(set_to_none=True)
-            loss_val = loss_sum.item() / grad_accum   # .item() waits for the step: the timing below is honest
-            sync(); dt = time.time() - t0
-            step += 1
-            history["train"].append((step, loss_val))
-            if step > 1 or last is not None: session_tokens += P.total_batch_size; session_time += dt   # skip warm-up step
-            tok_s = session_tokens / session_time if session_time else P.total_batch_size / dt
-            mfu = flops_per_token * tok_s / (peak * world)   # tok_s counts every rank's tokens, so the peak is every rank's
-            step_s = session_time / max(1, session_tokens // P.total_batch_size) if session_time else dt
-            time_left = max(0.0, P.time_budget - (time.time() - t_start))
-            eta = min((num_iterations - step) * step_s, time_left)
-            bar.total = min(num_iterations, step + math.ceil(time_left / step_s))   # the time budget may end the run first
-            bar.update(1)
-            bar.set_postfix_str(f"loss {loss_val:.3f} | {tok_s:,.0f} tok/s | MFU {mfu:.1%} | ETA {eta / 60:.1f} min", refresh=False)
-            if not math.isfinite(loss_val): raise FloatingPointError(f"loss is {loss_val} at step {step}: lower the learning rate or check the data")
-    finally:
-        bar.close(); loader.close(); torch.set_num_threads(threads)
-    return dict(model=model, config=config, tokenizer=tokenizer, step=step, num_iterations=num_iterations, n_params=n_params,
-                tokens=step * P.total_batch_size, elapsed=elapsed, tok_s=tok_s, mfu=mfu, history=history,
-                train_loss=loss_val, val_bpb=history["val"][-1][1] if history["val"] else None,
-                device=str(device), dtype=str(dtype).split(".")[-1], world_size=world, grad_accum=grad_accum, finished=step >= num_iterations or elapsed + eval_s >= P.time_budget)
+    B, T = P.device_batch_size, P.max_seq_len
+    # on a CPU the training step wants every core: tokenize ahead on one thread
+    make_loader = lambda state: DataLoader(tokenizer, B, T, "train", rank, world, device, state=state,
+                                           threads=1 if device.type == "cpu" else None)
+    res = train(model, make_loader, checkpoint_dir(P.run_dir, "base"),
+                val_batches=eval_batches(tokenizer, B, T, P.eval_tokens, "val", rank, world), token_bytes=tokenizer.token_bytes,
+                device=device, dtype=dtype, total_batch_size=P.total_batch_size, num_iterations=num_iterations,
+                time_budget=P.time_budget, eval_every=P.eval_every, checkpoint_every=P.checkpoint_every,
+                settings={k: v for k, v in P.items() if k != "run_dir"},
+                sample=lambda m: sample_greedy(m, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype),
+                name="pretrain", restart=restart, stop_after=stop_after, on_eval=on_eval, quiet=quiet)
+    return res | dict(config=config, tokenizer=tokenizer)
 
 # %% ../nbs/02_pretrain.ipynb #4b7f5604
 def main(argv=None):
-    from nanochat.course import chapter_setup, parse_overrides
+    from nanochat.settings import chapter_setup, parse_overrides
     ap = argparse.ArgumentParser(prog="python -m nanochat.pretrain", description="Pretrain the base model (chapter 02), resuming.")
     ap.add_argument("--preset", default="smoke"); ap.add_argument("--run-dir", default=None)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings, e.g. --set depth=6")
@@ -518,7 +59,7 @@ def main(argv=None):
     ap.add_argument("--stop-after", type=int, default=None, help="end this session at this step (resume later)")
     a = ap.parse_args(argv)
     P = chapter_setup("02_pretrain", a.preset, a.run_dir, parse_overrides(a.set))
-    res = train(P, restart=a.restart, stop_after=a.stop_after)
+    res = pretrain(P, restart=a.restart, stop_after=a.stop_after)
     if res["world_size"] == 1 or dist.get_rank() == 0:
         print(json.dumps({k: res[k] for k in ("step", "tokens", "elapsed", "tok_s", "mfu", "train_loss", "val_bpb", "world_size")}))
     if dist.is_initialized(): dist.destroy_process_group()

@@ -19,11 +19,10 @@ from fastcore.basics import patch
 from .common import atomic_write, load_json, progress
 
 # %% auto #0
-__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'TOKENIZER_FORMAT', 'TOKENIZER_VERSION', 'ROLES', 'PART_TYPES', 'CODE_SAMPLE',
-           'MATH_SAMPLE', 'NON_ENGLISH_SAMPLE', 'merge_pair', 'count_pairs', 'best_pair', 'split_text', 'train_bpe',
-           'PythonBPE', 'engine_name', 'ranks_to_merges', 'train_merges', 'make_encoder', 'Tokenizer', 'get_tokenizer',
-           'check_conversation', 'conversation_html', 'bytes_per_token', 'train_rustbpe', 'train_hf_bpe',
-           'hf_encode_batch']
+__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'TOKENIZER_FORMAT', 'TOKENIZER_VERSION', 'ROLES', 'PART_TYPES', 'merge_pair',
+           'count_pairs', 'best_pair', 'split_text', 'train_bpe', 'PythonBPE', 'engine_name', 'ranks_to_merges',
+           'train_rustbpe', 'train_merges', 'make_encoder', 'Tokenizer', 'get_tokenizer', 'check_conversation',
+           'conversation_html', 'bytes_per_token', 'train_hf_bpe', 'hf_encode_batch']
 
 # %% ../nbs/00_tokenizer.ipynb #93595821
 def merge_pair(ids, pair: tuple[int, int], new_id: int) -> tuple:
@@ -132,6 +131,13 @@ def ranks_to_merges(ranked_bytes) -> list[tuple[int, int]]:
         bpe.merges.append(tuple(pair)); bpe.ranks[tuple(pair)] = r; bpe.vocab.append(b)
     return bpe.merges
 
+def train_rustbpe(texts: Iterable[str], num_merges: int):
+    "A `rustbpe.Tokenizer` (nanochat's engine) trained with our split pattern: `.get_mergeable_ranks()`, `.batch_encode(texts)`."
+    import rustbpe
+    tok = rustbpe.Tokenizer()
+    tok.train_from_iterator(iter(texts), 256 + num_merges, pattern=SPLIT_PATTERN)  # rustbpe's vocab_size: bytes + merges, no specials
+    return tok
+
 def train_merges(texts: Iterable[str], num_merges: int, engine: str | None = None) -> list[tuple[int, int]]:
     "Learn up to `num_merges` merges from `texts` with the fast engine (same result as `train_bpe`)."
     engine = engine or engine_name()
@@ -140,11 +146,8 @@ def train_merges(texts: Iterable[str], num_merges: int, engine: str | None = Non
         import nanochat_bpe
         trainer, it = nanochat_bpe.Trainer(), iter(texts)
         while batch := list(islice(it, 1024)): trainer.feed(batch)  # each batch is split and counted on all cores
-        return [tuple(p) for p in trainer.train(256 + num_merges)]
-    import rustbpe
-    tok = rustbpe.Tokenizer()
-    tok.train_from_iterator(iter(texts), 256 + num_merges, pattern=SPLIT_PATTERN)
-    return ranks_to_merges(tok.get_mergeable_ranks())
+        return [tuple(p) for p in trainer.train(num_merges)]
+    return ranks_to_merges(train_rustbpe(texts, num_merges).get_mergeable_ranks())
 
 def make_encoder(merges, engine: str | None = None, num_threads: int | None = None):
     "An object with `encode(text)` and `encode_batch(texts)` (parallel) for `merges`."
@@ -188,7 +191,9 @@ class Tokenizer:
         self._encoders = {}
 
     @property
-    def vocab_size(self) -> int: return len(self._id_bytes)
+    def vocab_size(self) -> int:
+        "The final vocabulary = 256 bytes + merges + 9 special tokens (every id `encode` can return)."
+        return len(self._id_bytes)
 
     def __getstate__(self):  # picklable (e.g. for DataLoader workers): engine encoders are rebuilt on first use
         return {k: v for k, v in self.__dict__.items() if k not in ("_encoders", "token_bytes")} | {"_encoders": {}}
@@ -198,7 +203,7 @@ class Tokenizer:
     @classmethod
     def train_from_iterator(cls, iterator: Iterable[str], vocab_size: int, total_chars: int | None = None,
                             show_progress: bool = True, engine: str | None = None) -> Tokenizer:
-        "Train on the texts of `iterator`; `vocab_size` = 256 bytes + merges + 9 specials. `total_chars` sizes the progress bar."
+        "Train on the texts of `iterator`. vocab_size: final vocabulary = 256 bytes + merges + 9 special tokens. `total_chars` sizes the progress bar."
         num_merges = vocab_size - 256 - len(SPECIAL_TOKENS)
         if num_merges < 1:
             raise ValueError(f"vocab_size must be > {256 + len(SPECIAL_TOKENS)} (256 bytes + {len(SPECIAL_TOKENS)} specials + merges), got {vocab_size}")
@@ -370,65 +375,13 @@ def conversation_html(tok: Tokenizer, ids, mask) -> str:
               '<span style="background:#e4e4e4">context only (mask 0)</span></div>')
     return legend + '<div style="font-family:monospace;line-height:1.8">' + "".join(spans) + "</div>"
 
-# %% ../nbs/00_tokenizer.ipynb #089682d7
-CODE_SAMPLE = '''def moving_average(values: list[float], window: int = 3) -> list[float]:
-    """Average of each run of `window` consecutive values."""
-    if window <= 0:
-        raise ValueError(f"window must be positive, got {window}")
-    out = []
-    for i in range(len(values) - window + 1):
-        out.append(sum(values[i:i + window]) / window)
-    return out
-
-class Counter:
-    def __init__(self):
-        self.counts = {}
-
-    def add(self, key):
-        self.counts[key] = self.counts.get(key, 0) + 1
-        return self.counts[key]
-
-if __name__ == "__main__":
-    print(moving_average([1.0, 2.0, 4.0, 8.0, 16.0], window=2))
-    c = Counter()
-    for word in "the cat and the hat".split():
-        c.add(word)
-    print(sorted(c.counts.items(), key=lambda kv: -kv[1]))
-'''
-
-MATH_SAMPLE = r'''Solve 3x + 7 = 22. Subtract 7 from both sides: 3x = 15, so x = 5.
-The area of a circle of radius r is A = \pi r^2; for r = 2.5 cm, A = 19.63 cm^2.
-Let f(x) = x^3 - 4x. Then f'(x) = 3x^2 - 4, and f'(x) = 0 at x = \pm 2/\sqrt{3} \approx \pm 1.1547.
-\int_0^1 x^2 \, dx = \left[ \frac{x^3}{3} \right]_0^1 = \frac{1}{3}.
-If a train travels 120 km in 1.5 hours, its average speed is 120 / 1.5 = 80 km/h.
-The sum 1 + 2 + ... + n = n(n + 1)/2; for n = 100 it is 5050.
-Matrix product: [[1, 2], [3, 4]] x [[5, 6], [7, 8]] = [[19, 22], [43, 50]].
-P(A and B) = P(A) P(B | A) = 0.3 * 0.5 = 0.15; 17 % 5 = 2; 2^10 = 1024; sqrt(144) = 12.
-'''
-
-NON_ENGLISH_SAMPLE = '''Le chat dort sur le canapé pendant que la pluie tombe doucement sur la ville.
-Die Wissenschaft beginnt mit einer Frage, und jede Antwort führt zu neuen Fragen.
-El aprendizaje automático permite a las computadoras aprender a partir de ejemplos.
-Наука начинается с вопроса, а каждый ответ ведёт к новым вопросам.
-机器学习让计算机能够从数据中学习，而不需要明确的编程。
-言語モデルは次の単語を予測することで文章を生成します。
-인공지능은 많은 분야에서 사람들의 일을 돕고 있습니다.
-Η γνώση είναι δύναμη, και η περιέργεια είναι η αρχή της γνώσης.
-'''
-
+# %% ../nbs/00_tokenizer.ipynb #4c4a4cbb
 def bytes_per_token(encode_batch, texts) -> float:
     "UTF-8 bytes per token of `texts` under `encode_batch(texts) -> list of id lists`."
     n_tokens = sum(len(ids) for ids in encode_batch(list(texts)))
     return sum(len(t.encode("utf-8")) for t in texts) / max(n_tokens, 1)
 
 # %% ../nbs/00_tokenizer.ipynb #0af75975
-def train_rustbpe(texts: Iterable[str], num_merges: int):
-    "A `rustbpe.Tokenizer` (nanochat's engine) trained with our split pattern; `.batch_encode(texts)` encodes."
-    import rustbpe
-    tok = rustbpe.Tokenizer()
-    tok.train_from_iterator(iter(texts), 256 + num_merges, pattern=SPLIT_PATTERN)
-    return tok
-
 def train_hf_bpe(texts: Iterable[str], num_merges: int):
     "A HuggingFace `tokenizers` byte-level BPE trained with our split pattern; `.encode_batch(texts)` encodes."
     from tokenizers import Tokenizer as HFTokenizer, Regex, models, pre_tokenizers, decoders, trainers
@@ -437,7 +390,7 @@ def train_hf_bpe(texts: Iterable[str], num_merges: int):
         pre_tokenizers.Split(pattern=Regex(SPLIT_PATTERN), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=256 + num_merges, show_progress=False, min_frequency=0,
+    trainer = trainers.BpeTrainer(vocab_size=256 + num_merges, show_progress=False, min_frequency=0,  # HF's vocab_size: no specials here
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
     tok.train_from_iterator(texts, trainer)
     return tok

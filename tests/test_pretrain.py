@@ -51,7 +51,7 @@ def data(tmp_path_factory):
 
 
 def settings(run_dir, **kw):
-    from nanochat.course import chapter_setup
+    from nanochat.settings import chapter_setup
     o = dict(device="cpu", dtype="float32", depth=1, aspect_ratio=32, head_dim=16, max_seq_len=32, device_batch_size=4,
              total_batch_size=256, num_iterations=20, time_budget=100000, eval_every=10, eval_tokens=1024, checkpoint_every=5)
     o.update(kw)
@@ -62,8 +62,8 @@ def losses(res): return [l for _, l in res["history"]["train"]]
 
 
 def test_loss_goes_down(data, tmp_path):
-    from nanochat.pretrain import train
-    res = train(settings(tmp_path, num_iterations=25), ByteTokenizer(), quiet=True)
+    from nanochat.pretrain import pretrain
+    res = pretrain(settings(tmp_path, num_iterations=25), ByteTokenizer(), quiet=True)
     l = losses(res)
     assert len(l) == 25 and abs(l[0] - math.log(258)) < 1e-3   # zero-initialised head: uniform prediction
     assert sum(l[-3:]) / 3 < l[0] - 1.5, l
@@ -72,7 +72,7 @@ def test_loss_goes_down(data, tmp_path):
 
 def test_bpb_of_uniform_model_is_log2_vocab(data):
     "Known answer: an untrained model predicts uniformly; with one byte per token its bpb is log2(vocab)."
-    from nanochat.pretrain import evaluate_bpb, eval_batches
+    from nanochat.loss_eval import evaluate_bpb, eval_batches
     from nanochat.model import GPT, GPTConfig
     tok = ByteTokenizer()
     model = GPT(GPTConfig(sequence_len=32, vocab_size=258, n_layer=1, n_head=2, n_kv_head=2, n_embd=32))
@@ -82,41 +82,43 @@ def test_bpb_of_uniform_model_is_log2_vocab(data):
 
 def test_exact_resume(data, tmp_path):
     "k steps straight == j steps, stop, new objects, load, k − j more steps: the same loss at every step."
-    from nanochat.pretrain import train
+    from nanochat.pretrain import pretrain
     tok = ByteTokenizer()
-    straight = losses(train(settings(tmp_path/"a", num_iterations=12), tok, quiet=True))
-    first = train(settings(tmp_path/"b", num_iterations=12), tok, stop_after=7, quiet=True)
+    straight = losses(pretrain(settings(tmp_path/"a", num_iterations=12), tok, quiet=True))
+    first = pretrain(settings(tmp_path/"b", num_iterations=12), tok, stop_after=7, quiet=True)
     assert first["step"] == 7 and not first["finished"]
     ckpts = sorted(p.name for p in (tmp_path/"b"/"base_checkpoints").glob("*.pt"))
     assert ckpts == ["step_000005.pt", "step_000007.pt"]   # every 5 steps and at the stop; the last two kept
-    second = train(settings(tmp_path/"b", num_iterations=12), tok, quiet=True)   # fresh model, optimizers, loader
+    second = pretrain(settings(tmp_path/"b", num_iterations=12), tok, quiet=True)   # fresh model, optimizers, loader
     assert second["step"] == 12 and second["finished"]
     assert losses(second) == straight   # exactly: same data, same order, same optimizer state
 
 
 def test_corrupt_checkpoint_names_the_file(data, tmp_path):
-    from nanochat.pretrain import train, CheckpointError
+    from nanochat.pretrain import pretrain
+    from nanochat.checkpoint import CheckpointError
     P = settings(tmp_path, num_iterations=4, checkpoint_every=2)
-    train(P, ByteTokenizer(), quiet=True)
+    pretrain(P, ByteTokenizer(), quiet=True)
     bad = tmp_path/"base_checkpoints"/"step_000004.pt"
     bad.write_bytes(bad.read_bytes()[:500])
     with pytest.raises(CheckpointError, match=r"step_000004\.pt is corrupt.*Delete"):
-        train(P, ByteTokenizer(), quiet=True)
+        pretrain(P, ByteTokenizer(), quiet=True)
     bad.unlink()   # the way out the message names: the previous checkpoint resumes
-    assert train(P, ByteTokenizer(), quiet=True)["step"] == 4
+    assert pretrain(P, ByteTokenizer(), quiet=True)["step"] == 4
 
 
 def test_changed_model_settings_refuse_to_resume(data, tmp_path):
-    from nanochat.pretrain import train, CheckpointError
-    train(settings(tmp_path, num_iterations=2, checkpoint_every=1), ByteTokenizer(), quiet=True)
+    from nanochat.pretrain import pretrain
+    from nanochat.checkpoint import CheckpointError
+    pretrain(settings(tmp_path, num_iterations=2, checkpoint_every=1), ByteTokenizer(), quiet=True)
     with pytest.raises(CheckpointError, match="--restart"):
-        train(settings(tmp_path, num_iterations=2, depth=2), ByteTokenizer(), quiet=True)
+        pretrain(settings(tmp_path, num_iterations=2, depth=2), ByteTokenizer(), quiet=True)
 
 
 def rows_of(batch): x, y = batch; return torch.cat([x, y[:, -1:]], 1)
 
 def test_loader_packs_bos_aligned_rows_without_losing_tokens(data):
-    from nanochat.pretrain import DataLoader
+    from nanochat.dataloader import DataLoader
     base, docs = data
     tok = ByteTokenizer()
     loader = DataLoader(tok, B=4, T=32)
@@ -130,7 +132,7 @@ def test_loader_packs_bos_aligned_rows_without_losing_tokens(data):
 
 
 def test_loader_strides_row_groups_by_rank(data):
-    from nanochat.pretrain import DataLoader
+    from nanochat.dataloader import DataLoader
     base, docs = data
     tok = ByteTokenizer()
     loader = DataLoader(tok, B=2, T=32, rank=1, world_size=2)
@@ -141,7 +143,7 @@ def test_loader_strides_row_groups_by_rank(data):
 
 @pytest.mark.parametrize("n", [1, 7, 23, 41])
 def test_loader_resume_gives_the_same_next_batch(data, n):
-    from nanochat.pretrain import DataLoader
+    from nanochat.dataloader import DataLoader
     tok = ByteTokenizer()
     a = DataLoader(tok, B=4, T=32)
     for _ in range(n): next(a)
@@ -154,7 +156,7 @@ def test_loader_resume_gives_the_same_next_batch(data, n):
 
 
 def test_loader_errors():
-    from nanochat.pretrain import DataLoader
+    from nanochat.dataloader import DataLoader
     with pytest.raises(ValueError, match="T=0"): DataLoader(ByteTokenizer(), B=2, T=0, shards=[])
     with pytest.raises(ValueError, match="saved by rank 0 of 1"):
         DataLoader(ByteTokenizer(), 2, 8, rank=1, world_size=2, shards=[],
@@ -162,7 +164,7 @@ def test_loader_errors():
 
 
 def test_newton_schulz_orthogonalises():
-    from nanochat.pretrain import newton_schulz
+    from nanochat.optim import newton_schulz
     torch.manual_seed(0)
     G = torch.randn(48, 3) @ torch.randn(3, 96) * 3 + torch.randn(48, 96)
     sv = torch.linalg.svdvals(newton_schulz(G))
@@ -171,7 +173,7 @@ def test_newton_schulz_orthogonalises():
 
 
 def test_lr_schedule():
-    from nanochat.pretrain import lr_multiplier
+    from nanochat.optim import lr_multiplier
     assert lr_multiplier(0.0) == 1.0 and lr_multiplier(0.8) == 1.0
     assert lr_multiplier(0.9) == pytest.approx(0.5) and lr_multiplier(1.0) == 0.0
     assert lr_multiplier(1.0, final_lr_frac=0.1) == pytest.approx(0.1)
@@ -180,10 +182,10 @@ def test_lr_schedule():
 # ---- DDP: 2 processes over gloo vs the same global batch accumulated in one process -------------------------------
 
 def ddp_worker(run_dir, accum):
-    "Runs under torchrun: train() with 2 ranks, each `accum` micro-batches of 4 rows per step (global batch 2 × accum × 4 × 32)."
-    from nanochat.pretrain import train
+    "Runs under torchrun: pretrain() with 2 ranks, each `accum` micro-batches of 4 rows per step (global batch 2 × accum × 4 × 32)."
+    from nanochat.pretrain import pretrain
     import torch.distributed as dist
-    res = train(settings(run_dir, num_iterations=6, eval_every=100, checkpoint_every=100, total_batch_size=256 * accum),
+    res = pretrain(settings(run_dir, num_iterations=6, eval_every=100, checkpoint_every=100, total_batch_size=256 * accum),
                 ByteTokenizer(), quiet=True)
     if dist.get_rank() == 0:
         Path(run_dir, "ddp.json").write_text(json.dumps(dict(losses=losses(res), world=res["world_size"], accum=res["grad_accum"])))
@@ -192,7 +194,8 @@ def ddp_worker(run_dir, accum):
 
 def reference_losses(steps=6, accum=1):
     "What 2 ranks must compute together, in one process: rank k's `accum` micro-batches come from rank k's loader."
-    from nanochat.pretrain import DataLoader, make_optimizers, lr_multiplier, muon_momentum
+    from nanochat.dataloader import DataLoader
+    from nanochat.optim import make_optimizers, lr_multiplier, muon_momentum
     from nanochat.model import GPT, config_from_depth
     from nanochat.common import seed_everything
     seed_everything(42)

@@ -109,7 +109,7 @@ def test_split_rejects_lone_surrogates():
 from nanochat.tokenizer import train_bpe, PythonBPE
 
 
-def ref_train(texts, vocab_size): return train_bpe(texts, vocab_size - 256)
+def ref_train(texts, num_merges): return train_bpe(texts, num_merges)
 
 
 def ref_encode(text, merges): return PythonBPE(merges).encode(text)
@@ -144,17 +144,16 @@ def small_corpus():
 
 @pytest.fixture(scope="module")
 def trained(small_corpus):
-    vocab_size = 256 + 200
     t = nb.Trainer(num_threads=2)
     t.feed(small_corpus[: len(small_corpus) // 2])
     t.feed(small_corpus[len(small_corpus) // 2 :])  # streaming in two batches
-    merges = t.train(vocab_size)
+    merges = t.train(200)
     return merges, nb.Encoder(merges, num_threads=2)
 
 
 def test_training_matches_reference(small_corpus, trained):
     merges, _ = trained
-    ref = ref_train(small_corpus, 256 + 200)
+    ref = ref_train(small_corpus, 200)
     assert len(merges) == len(ref) == 200
     assert merges == ref
 
@@ -164,7 +163,7 @@ def test_training_independent_of_threads_and_batching(small_corpus, trained, thr
     t = nb.Trainer(num_threads=threads)
     for i in range(0, len(small_corpus), 37):
         t.feed(small_corpus[i : i + 37])
-    assert t.train(256 + 200) == trained[0]
+    assert t.train(200) == trained[0]
 
 
 def test_num_unique_chunks(small_corpus):
@@ -178,13 +177,22 @@ def test_training_runs_out_of_pairs():
     t.feed(["ab ab ab"])
     merges = t.train(1000)
     assert merges == [(97, 98), (32, 256)]  # 'ab', then ' ab'; nothing left to merge
-    assert nb.Trainer().train(300) == []  # nothing fed at all
+    assert nb.Trainer().train(44) == []  # nothing fed at all
+
+
+def test_train_argument_counts_merges():
+    """`train(n)` learns n merges: not a vocabulary size (no 256 bytes, no specials added or subtracted)."""
+    t = nb.Trainer()
+    t.feed(["hello hello world"])
+    assert t.train(0) == []
+    assert len(t.train(1)) == 1 and len(t.train(3)) == 3
+    assert t.train(3)[:1] == t.train(1) == [(101, 108)]  # 'el': 2 times, tied with 'he', 'll', 'lo'; the smallest pair wins
 
 
 def test_overlapping_pairs_merge_left_to_right():
     t = nb.Trainer()
     t.feed(["aaa"])
-    merges = t.train(258)
+    merges = t.train(2)
     assert merges == [(97, 97), (256, 97)]  # "aaa" -> [aa, a] -> [aaa]
     e = nb.Encoder(merges[:1])
     assert e.encode("aaaaa") == [256, 256, 97]
@@ -225,15 +233,14 @@ def test_training_matches_rustbpe():
     smallest pair -- the same rule as ours -- so the merges must be identical."""
     rustbpe = pytest.importorskip("rustbpe")
     texts = make_corpus(40_000, seed=2).split("\n")  # ~ 200 KB
-    vocab_size = 256 + 1000
     ref = rustbpe.Tokenizer()
-    ref.train_from_iterator(iter(texts), vocab_size, pattern=PATTERN)
+    ref.train_from_iterator(iter(texts), 256 + 1000, pattern=PATTERN)  # rustbpe's vocab_size: 256 bytes + merges
     # rustbpe exposes token bytes -> id; rebuild its merges as pairs of ids.
     ranks = dict(ref.get_mergeable_ranks())
     by_id = sorted(ranks.items(), key=lambda kv: kv[1])
     t = nb.Trainer()
     t.feed(texts)
-    merges = t.train(vocab_size)
+    merges = t.train(1000)
     enc = nb.Encoder(merges)
     ours = enc.token_bytes
     assert [b for b, _ in by_id] == ours
@@ -245,14 +252,18 @@ def test_training_matches_rustbpe():
 # ----------------------------------------------------------------------------- errors
 
 
-def test_vocab_size_too_small():
+def test_num_merges_out_of_range():
     t = nb.Trainer()
     t.feed(["hello"])
-    with pytest.raises(ValueError, match=r"100.*|.*≥ 256") as ei:
-        t.train(100)
-    assert "100" in str(ei.value) and "≥ 256" in str(ei.value)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match=r"num_merges must be ≥ 0 .*got -1$"):
+        t.train(-1)
+    with pytest.raises(ValueError, match=rf"< 2\*\*32 - 256 .*got {2**32 - 256}$"):
+        t.train(2**32 - 256)  # merge 2**32 - 257 would create token id 2**32: not a uint32
+    assert t.train(2**32 - 257) == t.train(4)  # the largest allowed; "hello" has only 4 pairs to merge
+    with pytest.raises(TypeError, match="num_merges must be an int, got 300.0"):
         t.train(300.0)
+    with pytest.raises(TypeError, match="num_merges must be an int"):
+        t.train(True)
 
 
 def test_bad_arguments():

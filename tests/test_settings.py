@@ -2,7 +2,7 @@
 import os, sys, time, subprocess
 from pathlib import Path
 import pytest
-from nanochat.course import load_preset, PARAMS
+from nanochat.settings import load_preset, PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "nanochat.course"]
@@ -42,5 +42,16 @@ def test_unknown_preset_lists_presets():
     with pytest.raises(ValueError, match="presets: smoke, quickstart, gpu"): load_preset("fast", path=REPO/"settings.ini")
 
 def test_batch_consistency():
-    with pytest.raises(ValueError, match="total_batch_size = 100 must be ≥"):
-        load_preset("smoke", {"total_batch_size": 100}, path=REPO/"settings.ini")
+    # smoke: 4 rows × 64 tokens per forward pass; 600 is not a whole number of passes, 100 not even one
+    for bad in (100, 600):
+        with pytest.raises(ValueError, match=f"total_batch_size = {bad} must be a multiple of device_batch_size × max_seq_len = 4 × 64 = 256"):
+            load_preset("smoke", {"total_batch_size": bad}, path=REPO/"settings.ini")
+    assert load_preset("smoke", {"total_batch_size": 768}, path=REPO/"settings.ini")["total_batch_size"] == 768
+
+
+def test_percent_in_a_value_is_one_clear_line(tmp_path):
+    ini = tmp_path/"settings.ini"
+    ini.write_text((REPO/"settings.ini").read_text().replace("[smoke]\n", "[smoke]\ndevice = cpu%\n", 1))
+    with pytest.raises(ValueError, match=r"\[smoke\] device = .*may not contain '%'") as e:
+        load_preset("smoke", path=ini)
+    assert "\n" not in str(e.value)

@@ -9,10 +9,11 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import nanochat.tokenizer as T
+from nanochat.dataset import MAX_SHARD
 from nanochat.tokenizer import (Tokenizer, PythonBPE, train_bpe, train_merges, ranks_to_merges, get_tokenizer, SPECIAL_TOKENS, bytes_per_token, train_rustbpe)
 
 MIRROR = Path(__file__).resolve().parents[2]/"shared"/"data"/"mirror"
-VAL_SHARD = 6  # the mirror's last shard: the validation split
+VAL_SHARD = MAX_SHARD  # the dataset's last shard, pinned as the validation split (the mirror holds it)
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +63,14 @@ def test_tie_break_is_smallest_pair():
     text = ["zyxwvu"]
     assert train_bpe(text, 1) == [(ord("v"), ord("u"))] == train_merges(text, 1)
     assert train_merges(text, 1, engine="rustbpe") == [(ord("v"), ord("u"))]
+
+
+def test_vocab_size_is_bytes_plus_merges_plus_specials():
+    # vocab_size means the final vocabulary everywhere: every engine is asked for vocab_size - 256 - 9 merges
+    for engine in ("nanochat_bpe", "rustbpe", "python"):
+        t = Tokenizer.train_from_iterator(["aaab aaab"], 256 + 3 + 9, show_progress=False, engine=engine)
+        assert t.merges == [(97, 97), (97, 98), (256, 257)], engine  # the first 3 of test_train_bpe_small_known_answer
+        assert t.vocab_size == 268 == len(t.token_bytes) and t.get_bos_token_id() == 259, engine
 
 
 def test_engine_learns_the_python_merges_on_a_megabyte(megabyte):

@@ -288,7 +288,7 @@ mod tests {
         ];
         let mut t = Trainer::new(2);
         t.feed(&texts);
-        let merges = t.train(300);
+        let merges = t.train(44);
         let e = Encoder::new(&merges, 3).unwrap();
         let (ids, offsets) = e.encode_batch(&texts);
         let mut vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();

@@ -27,15 +27,15 @@ use std::slice;
 
 use crate::encode::Encoder;
 use crate::split::Splitter;
-use crate::train::Trainer;
+use crate::train::{Trainer, MAX_MERGES};
 
 pub const NBPE_OK: i32 = 0;
 /// A required pointer was NULL.
 pub const NBPE_ERR_NULL: i32 = -1;
 /// A text was not valid UTF-8.
 pub const NBPE_ERR_UTF8: i32 = -2;
-/// `vocab_size` < 256.
-pub const NBPE_ERR_VOCAB_SIZE: i32 = -3;
+/// `num_merges` > `u32::MAX - 256` (the last token id would not fit in a `u32`).
+pub const NBPE_ERR_NUM_MERGES: i32 = -3;
 /// A merge referred to a token id that did not exist yet.
 pub const NBPE_ERR_BAD_MERGE: i32 = -4;
 /// Offsets were not non-decreasing or pointed past the buffer.
@@ -185,11 +185,13 @@ pub unsafe extern "C" fn nbpe_trainer_num_unique_chunks(t: *const Trainer) -> us
     .unwrap_or(0)
 }
 
-/// Train. Writes the merges flattened as `[a0, b0, a1, b1, ...]` (2 * merges values).
+/// Learn up to `num_merges` merges (merge `i` creates token id `256 + i`; fewer
+/// if the text runs out of pairs). Writes them flattened as
+/// `[a0, b0, a1, b1, ...]` (2 * merges values).
 #[no_mangle]
 pub unsafe extern "C" fn nbpe_trainer_train(
     t: *const Trainer,
-    vocab_size: u32,
+    num_merges: u32,
     out_pairs: *mut *mut u32,
     out_len: *mut usize,
 ) -> i32 {
@@ -200,11 +202,11 @@ pub unsafe extern "C" fn nbpe_trainer_train(
         if out_pairs.is_null() || out_len.is_null() {
             return NBPE_ERR_NULL;
         }
-        if vocab_size < 256 {
-            return NBPE_ERR_VOCAB_SIZE;
+        if num_merges > MAX_MERGES {
+            return NBPE_ERR_NUM_MERGES;
         }
         let flat: Vec<u32> = t
-            .train(vocab_size)
+            .train(num_merges)
             .into_iter()
             .flat_map(|(a, b)| [a, b])
             .collect();
@@ -323,4 +325,36 @@ pub unsafe extern "C" fn nbpe_encode_batch(
         give(offs, out_offsets, &mut n_offs);
         NBPE_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_counts_merges_and_rejects_too_many() {
+        unsafe {
+            let t = nbpe_trainer_new(1);
+            let text = b"hello hello";
+            let offsets = [0u64, text.len() as u64];
+            assert_eq!(
+                nbpe_trainer_feed(t, text.as_ptr(), text.len(), offsets.as_ptr(), 1),
+                NBPE_OK
+            );
+            let (mut p, mut n) = (std::ptr::null_mut(), 0usize);
+            assert_eq!(nbpe_trainer_train(t, 2, &mut p, &mut n), NBPE_OK);
+            assert_eq!(n, 2 * 2); // two merges, flattened
+            nbpe_free_u32(p, n);
+            // The last token id, 256 + num_merges - 1, must fit in a u32.
+            assert_eq!(
+                nbpe_trainer_train(t, MAX_MERGES + 1, &mut p, &mut n),
+                NBPE_ERR_NUM_MERGES
+            );
+            assert_eq!(
+                nbpe_trainer_train(t, u32::MAX, &mut p, &mut n),
+                NBPE_ERR_NUM_MERGES
+            );
+            nbpe_trainer_free(t);
+        }
+    }
 }

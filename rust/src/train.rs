@@ -55,6 +55,10 @@ pub fn unpair(p: Pair) -> (u32, u32) {
     ((p >> 32) as u32, p as u32)
 }
 
+/// The most merges one can ask for: merge `i` creates token id `256 + i`,
+/// and the last id must still fit in a `u32`.
+pub(crate) const MAX_MERGES: u32 = u32::MAX - 256;
+
 /// Number of shards of the chunk-count table (a power of two).
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -168,11 +172,17 @@ impl Trainer {
         });
     }
 
-    /// Learn `vocab_size - 256` merges. Returns them in order: merge `i`
+    /// Learn up to `num_merges` merges. Returns them in order: merge `i`
     /// creates token id `256 + i`. Fewer are returned if the corpus runs out
-    /// of pairs. Panics if `vocab_size < 256` (the FFI layer checks first).
-    pub fn train(&self, vocab_size: u32) -> Vec<(u32, u32)> {
-        assert!(vocab_size >= 256, "vocab_size must be >= 256");
+    /// of pairs. (Special tokens are the caller's business: a tokenizer with
+    /// `n` specials and final vocabulary `vocab_size` asks for
+    /// `vocab_size - 256 - n` merges.) Panics if `num_merges > u32::MAX - 256`,
+    /// since the last token id would not fit in a `u32` (the FFI layer checks first).
+    pub fn train(&self, num_merges: u32) -> Vec<(u32, u32)> {
+        assert!(
+            num_merges <= MAX_MERGES,
+            "num_merges must be <= u32::MAX - 256"
+        );
         let mut words = Words::default();
         for shard in &self.shards {
             for (chunk, &count) in shard {
@@ -182,7 +192,7 @@ impl Trainer {
                 }
             }
         }
-        train_words(words, vocab_size - 256, self.num_threads)
+        train_words(words, num_merges, self.num_threads)
     }
 }
 
@@ -270,7 +280,7 @@ pub fn train_words(mut words: Words, num_merges: u32, num_threads: usize) -> Vec
         heap.push((c, Reverse(p)));
     }
 
-    // (capped: a huge vocab_size must not reserve gigabytes up front)
+    // (capped: a huge num_merges must not reserve gigabytes up front)
     let mut merges = Vec::with_capacity((num_merges as usize).min(1 << 20));
     // Pairs created by the current merge -> words they were created in.
     let mut created: FxHashMap<Pair, Vec<u32>> = FxHashMap::default();
@@ -444,10 +454,12 @@ mod tests {
         t.feed(&["hello hello world", "hello there"]);
         t.feed(&["world"]);
         assert_eq!(t.num_unique_chunks(), 5); // hello, " hello", " world", " there", world
-        let merges = t.train(256 + 3);
+        let merges = t.train(3);
         assert_eq!(merges.len(), 3);
         // ('h','e') occurs 4 times: hello x2, " hello", " there"
         assert_eq!(merges[0], (b'h' as u32, b'e' as u32));
+        assert!(t.train(0).is_empty()); // the argument counts merges, not the vocabulary
+        assert_eq!(t.train(1), merges[..1]);
     }
 
     #[test]

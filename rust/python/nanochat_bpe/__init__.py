@@ -24,6 +24,7 @@ SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| 
 _ERRORS = {
     lib.NBPE_ERR_NULL: "internal error: NULL pointer passed to the engine",
     lib.NBPE_ERR_UTF8: "text is not valid UTF-8",
+    lib.NBPE_ERR_NUM_MERGES: "num_merges is too large (token ids must fit in uint32)",
     lib.NBPE_ERR_OFFSETS: "internal error: bad text offsets",
     lib.NBPE_ERR_PANIC: "internal error: the Rust engine panicked (this is a bug)",
 }
@@ -98,19 +99,23 @@ class Trainer:
         with self._lock:
             return lib.nbpe_trainer_num_unique_chunks(self._h)
 
-    def train(self, vocab_size: int) -> List[Tuple[int, int]]:
-        """Learn ``vocab_size - 256`` merges; merge ``i`` creates token ``256 + i``.
+    def train(self, num_merges: int) -> List[Tuple[int, int]]:
+        """Learn up to ``num_merges`` merges; merge ``i`` creates token ``256 + i``.
 
-        Returns fewer merges if the text runs out of pairs to merge."""
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-            raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
-        if not 256 <= vocab_size < 2**32:
+        ``num_merges`` counts merges only: not the 256 byte tokens, not any special
+        tokens (a tokenizer whose final vocabulary is ``vocab_size`` with ``n``
+        specials asks for ``vocab_size - 256 - n``). Returns fewer merges if the
+        text runs out of pairs to merge. Raises ``TypeError`` for a non-int and
+        ``ValueError`` unless ``0 <= num_merges < 2**32 - 256`` (token ids are uint32)."""
+        if isinstance(num_merges, bool) or not isinstance(num_merges, int):
+            raise TypeError(f"num_merges must be an int, got {num_merges!r}")
+        if not 0 <= num_merges < 2**32 - 256:
             raise ValueError(
-                f"vocab_size must be ≥ 256 (the 256 byte tokens come first) and < 2**32, got {vocab_size}"
+                f"num_merges must be ≥ 0 and < 2**32 - 256 (token ids 256 + i must fit in uint32), got {num_merges}"
             )
         pptr, pn = ffi.new("uint32_t **"), ffi.new("uintptr_t *")
         with self._lock:
-            _check(lib.nbpe_trainer_train(self._h, vocab_size, pptr, pn), "Trainer.train")
+            _check(lib.nbpe_trainer_train(self._h, num_merges, pptr, pn), "Trainer.train")
         flat = _take_u32(pptr, pn[0])
         return list(zip(flat[0::2], flat[1::2]))
 
