@@ -131,8 +131,14 @@ class ConversationLoader:
         return ids, mask
 
     def _fill(self):
+        skipped = 0
         while len(self.buffer) < self.buffer_size:
-            self.buffer.append(((self.epoch, self.next), *self._render(self.next)))
+            ids, mask = self._render(self.next)
+            # a conversation cut before the assistant says anything teaches nothing (and a batch of such rows would have
+            # no target at all: a loss of 0/0): skip it
+            if any(mask[1:]): self.buffer.append(((self.epoch, self.next), ids, mask))
+            else: skipped += 1
+            if skipped > self.n: raise ValueError(f"no conversation has an assistant token within T + 1 = {self.T + 1} tokens: raise T (max_seq_len)")
             self.next += 1
             if self.next == self.n: self.epoch, self.next = self.epoch + 1, 0
 

@@ -7,16 +7,15 @@ Docs: https://nanochat-course.github.io/nanochat/pretrain.html.md"""
 
 # %% ../nbs/02_pretrain.ipynb #7e1f1e8c
 from __future__ import annotations
-import sys, json, argparse
+import sys
 import torch
-import torch.distributed as dist
 from .common import autodetect_device, autodetect_dtype, seed_everything, dist_setup
 from .model import GPT, config_from_depth
 from .tokenizer import get_tokenizer
 from .dataloader import DataLoader
 from .loss_eval import eval_batches
 from .checkpoint import checkpoint_dir
-from .train_loop import train
+from .train_loop import train, stage_cli
 from .engine import sample_greedy, PROMPTS
 
 # %% auto #0
@@ -51,18 +50,7 @@ def pretrain(P, tokenizer=None, restart: bool = False, stop_after: int | None = 
 
 # %% ../nbs/02_pretrain.ipynb #4b7f5604
 def main(argv=None):
-    from nanochat.settings import chapter_setup, parse_overrides
-    ap = argparse.ArgumentParser(prog="python -m nanochat.pretrain", description="Pretrain the base model (chapter 02), resuming.")
-    ap.add_argument("--preset", default="smoke"); ap.add_argument("--run-dir", default=None)
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings, e.g. --set depth=6")
-    ap.add_argument("--restart", action="store_true", help="delete the checkpoints and train from scratch")
-    ap.add_argument("--stop-after", type=int, default=None, help="end this session at this step (resume later)")
-    a = ap.parse_args(argv)
-    P = chapter_setup("02_pretrain", a.preset, a.run_dir, parse_overrides(a.set))
-    res = pretrain(P, restart=a.restart, stop_after=a.stop_after)
-    if res["world_size"] == 1 or dist.get_rank() == 0:
-        print(json.dumps({k: res[k] for k in ("step", "tokens", "elapsed", "tok_s", "mfu", "train_loss", "val_bpb", "world_size")}))
-    if dist.is_initialized(): dist.destroy_process_group()
+    stage_cli(argv, "02_pretrain", pretrain, "python -m nanochat.pretrain", "Pretrain the base model (chapter 02), resuming.")
 
 # %% ../nbs/02_pretrain.ipynb #daa48f34
 if __name__ == "__main__" and "ipykernel" not in sys.modules: main()   # a notebook kernel is __main__ too

@@ -71,11 +71,13 @@ def report_text(run_dir, link_dir=None) -> str:
          f"- git commit: {_git_commit()}", f"- hardware: {hardware_summary()}",
          f"- software: Python {platform.python_version()}, torch {torch.__version__}, nanochat {nanochat.__version__}",
          f"- settings: " + ", ".join(f"{k}={v}" for k, v in state.get("settings", {}).items()), ""]
-    staged = {m["stage"]: m for m in metrics if m.get("stage")}
+    staged = {}   # stage -> its metrics, merged over the chapters that measured it (03 measures the base model too)
+    for m in metrics:
+        if m.get("stage"): staged.setdefault(m["stage"], {}).update(m["summary"])
     if staged:
-        rows = list(dict.fromkeys(k for s in STAGES if s in staged for k in staged[s]["summary"]))
+        rows = list(dict.fromkeys(k for s in STAGES if s in staged for k in staged[s]))
         L += ["## Summary", "", "| metric | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]
-        L += [f"| {r} | " + " | ".join(_fmt(staged[s]["summary"].get(r, "")) if s in staged else "" for s in STAGES) + " |" for r in rows]
+        L += [f"| {r} | " + " | ".join(_fmt(staged.get(s, {}).get(r, "")) for s in STAGES) + " |" for r in rows]
         L.append("")
     done = state.get("completed", {})
     if done:

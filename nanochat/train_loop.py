@@ -20,7 +20,7 @@ from .loss_eval import evaluate_bpb
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
 
 # %% auto #0
-__all__ = ['loss_figure', 'LivePlot', 'train']
+__all__ = ['loss_figure', 'LivePlot', 'train', 'stage_cli']
 
 # %% ../nbs/train_loop.ipynb #1bc9585a
 def loss_figure(history: dict, title: str = ""):
@@ -207,3 +207,21 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
                 train_loss=loss_val, val_bpb=history["val"][-1][1] if history["val"] else None,
                 device=str(device), dtype=str(dtype).split(".")[-1], world_size=world, grad_accum=grad_accum,
                 finished=step >= num_iterations or elapsed + eval_s >= time_budget)
+
+# %% ../nbs/train_loop.ipynb #d1035aeb
+def stage_cli(argv, chapter: str, run, prog: str, description: str):
+    "The command line of a training stage: `--preset`, `--run-dir`, `--set key=value…`, `--restart`, `--stop-after`; `run(P, …)` trains."
+    import argparse, json
+    from nanochat.settings import chapter_setup, parse_overrides
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("--preset", default="smoke", help="a section of settings.ini"); ap.add_argument("--run-dir", default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings, e.g. --set depth=6")
+    ap.add_argument("--restart", action="store_true", help="delete this stage's checkpoints and start it over")
+    ap.add_argument("--stop-after", type=int, default=None, help="end this session at this step (resume later)")
+    a = ap.parse_args(argv)
+    try: P = chapter_setup(chapter, a.preset, a.run_dir, parse_overrides(a.set))
+    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}")
+    res = run(P, restart=a.restart, stop_after=a.stop_after)
+    if dist_info()[0] == 0:
+        print(json.dumps({k: res[k] for k in ("step", "tokens", "elapsed", "tok_s", "mfu", "train_loss", "val_bpb", "world_size")}))
+    if dist.is_initialized(): dist.destroy_process_group()
