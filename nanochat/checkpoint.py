@@ -15,7 +15,8 @@ from .model import GPT, GPTConfig
 
 # %% auto #0
 __all__ = ['STAGE_DIRS', 'STAGE_CHAPTERS', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load_model', 'checkpoint_dir']
+           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load_model', 'checkpoint_dir', 'find_run_dir',
+           'load_chat_model']
 
 # %% ../nbs/checkpoint.ipynb #92bc5914
 class CheckpointError(RuntimeError): pass
@@ -83,3 +84,26 @@ def checkpoint_dir(run_dir, stage: str) -> Path:
     "The folder of `stage`'s checkpoints ('base', 'mid' or 'sft') in `run_dir`."
     if stage not in STAGE_DIRS: raise ValueError(f"stage must be one of {', '.join(STAGE_DIRS)}, got {stage!r}")
     return Path(run_dir)/STAGE_DIRS[stage]
+
+# %% ../nbs/checkpoint.ipynb #e84681ba
+def find_run_dir(preset: str | None = None, run_dir=None, stage: str = "sft") -> Path:
+    "`run_dir`, else the run folder of `preset`, else the run with the newest checkpoint of `stage` (CheckpointError if none)."
+    from nanochat.settings import default_run_dir
+    if run_dir is not None: return Path(run_dir)
+    if preset is not None: return default_run_dir(preset)
+    from nanochat.common import base_dir
+    runs = [d for d in (base_dir()/"runs").glob("*") if latest_checkpoint(checkpoint_dir(d, stage)) is not None]
+    if not runs:
+        raise CheckpointError(f"no {stage} model in any run under {base_dir()/'runs'}: run {STAGE_CHAPTERS[stage]} first "
+                              f"(e.g. `nanochat-course run --preset quickstart`), or name a run with --preset / --run-dir")
+    return max(runs, key=lambda d: latest_checkpoint(checkpoint_dir(d, stage)).stat().st_mtime)
+
+def load_chat_model(preset: str | None = None, run_dir=None, stage: str = "sft", step: int | None = None, device="cpu"):
+    """(model, tokenizer, meta) of `stage`'s checkpoint (newest, or `step`) in the run named by `preset` / `run_dir`
+    (see `find_run_dir`), on `device`, in eval mode. Raises CheckpointError with the chapter that makes a missing model."""
+    from nanochat.tokenizer import get_tokenizer
+    rd = find_run_dir(preset, run_dir, stage)
+    model, meta = load_model(checkpoint_dir(rd, stage), device, step)
+    try: tokenizer = get_tokenizer(rd)
+    except FileNotFoundError as e: raise CheckpointError(str(e)) from None
+    return model, tokenizer, meta | dict(run_dir=str(rd), stage=stage)
