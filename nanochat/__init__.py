@@ -2,6 +2,7 @@
 
 Modules:
 
+- `nanochat.chat`: The inference engine explained and measured, and three ways to talk to the model: a chat cell in this notebook, a terminal, and a web page with an OpenAI-compatible API.
 - `nanochat.chat_eval`: ARC-Easy, ARC-Challenge and MMLU scored categorically, GSM8K, HumanEval and SpellingBee by generating an answer, and ChatCORE: each accuracy centred on its chance level, then averaged.
 - `nanochat.checkpoint`: Atomic, few, and complete enough to resume a run step for step; `load_model` for every later chapter; one name for each stage's checkpoint folder.
 - `nanochat.core_eval`: The DCLM CORE metric as nanochat computes it: 22 few-shot tasks, each scored by the model's own losses, each accuracy centred on its random-guess baseline, averaged.
