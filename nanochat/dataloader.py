@@ -118,27 +118,34 @@ class ConversationLoader:
             raise ValueError(f"{len(conversations)} conversation(s) cannot be shared among {world_size} ranks")
         self.tok, self.convs, self.B, self.T, self.rank, self.world = tokenizer, conversations, B, T, rank, world_size
         self.device, self.bos, self.buffer_size = torch.device(device), tokenizer.get_bos_token_id(), buffer_size
+        self.end = tokenizer.encode_special("<|assistant_end|>")
         self.n = len(range(rank, len(conversations), world_size))   # this rank's share
         s = state or {}
         if s and (s["rank"], s["world_size"]) != (rank, world_size):
             raise ValueError(f"loader state was saved by rank {s['rank']} of {s['world_size']}, cannot resume it as rank {rank} of {world_size}")
         self.epoch, self.next = s.get("epoch", 0), s.get("next", 0)   # the next conversation to render: epoch, position
-        self.buffer = [(p, *self._render(p[1])) for p in s.get("buffer", [])]   # [((epoch, pos), ids, mask), …]
+        self.buffer = [(p, *self.render(p[1])) for p in s.get("buffer", [])]   # [((epoch, pos), ids, mask), …]
         self.real, self.total = 0, 0   # tokens that were real vs all positions: utilization = real / total
 
-    def _render(self, pos: int):
-        ids, mask = self.tok.render_conversation(self.convs[self.rank + pos * self.world], max_tokens=self.T + 1)
+    def render(self, pos: int):
+        "Conversation `pos` of this rank: ids and mask, cut after its last assistant turn that ends within T + 1 tokens."
+        ids, mask = self.tok.render_conversation(self.convs[self.rank + pos * self.world], max_tokens=10**9)
+        if len(ids) > self.T + 1:
+            # cut at a turn boundary: a reply cut mid-way would teach the model that replies need not end
+            ends = [i for i in range(self.T + 1) if ids[i] == self.end]
+            cut = ends[-1] + 1 if ends else 0   # no whole reply fits: nothing to learn from it (skipped by _fill)
+            ids, mask = ids[:cut], mask[:cut]
         return ids, mask
 
     def _fill(self):
         skipped = 0
         while len(self.buffer) < self.buffer_size:
-            ids, mask = self._render(self.next)
+            ids, mask = self.render(self.next)
             # a conversation cut before the assistant says anything teaches nothing (and a batch of such rows would have
             # no target at all: a loss of 0/0): skip it
             if any(mask[1:]): self.buffer.append(((self.epoch, self.next), ids, mask))
             else: skipped += 1
-            if skipped > self.n: raise ValueError(f"no conversation has an assistant token within T + 1 = {self.T + 1} tokens: raise T (max_seq_len)")
+            if skipped > self.n: raise ValueError(f"no conversation has a whole assistant reply within T + 1 = {self.T + 1} tokens: raise T (max_seq_len)")
             self.next += 1
             if self.next == self.n: self.epoch, self.next = self.epoch + 1, 0
 

@@ -22,3 +22,32 @@ def base(tmp_path, monkeypatch):
     "A fresh, empty NANOCHAT_BASE_DIR for one test."
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path/"base"))
     return tmp_path/"base"
+
+
+@pytest.fixture(scope="session")
+def chat_run(mirror, tmp_path_factory):
+    """A real smoke-size run, trained once per test session through the library (tokenizer, base, mid and sft
+    checkpoints, as chapters 00–04 make them); yields its run folder. The chat front ends are tested against it."""
+    import os
+    from nanochat.settings import chapter_setup
+    from nanochat.dataset import download_shards, iter_texts
+    from nanochat.tokenizer import Tokenizer
+    from nanochat.pretrain import pretrain
+    from nanochat.midtrain import midtrain
+    from nanochat.sft import sft
+    base = tmp_path_factory.mktemp("chat_run_base")
+    old = os.environ.get("NANOCHAT_BASE_DIR")
+    os.environ["NANOCHAT_BASE_DIR"] = str(base)
+    try:
+        o = dict(device="cpu")
+        P = chapter_setup("00_tokenizer", "smoke", overrides=o)
+        download_shards(P.num_shards)
+        tok = Tokenizer.train_from_iterator(iter_texts("train", P.tokenizer_max_chars), P.vocab_size, show_progress=False)
+        tok.save(P.run_dir/"tokenizer")
+        pretrain(chapter_setup("02_pretrain", "smoke", overrides=o), quiet=True)
+        midtrain(chapter_setup("03_midtrain", "smoke", overrides=o), quiet=True)
+        sft(chapter_setup("04_sft", "smoke", overrides=o), quiet=True)
+    finally:
+        if old is None: os.environ.pop("NANOCHAT_BASE_DIR", None)
+        else: os.environ["NANOCHAT_BASE_DIR"] = old
+    yield P.run_dir
