@@ -11,7 +11,7 @@ import ast, math, operator, re, time
 from collections import deque
 import torch
 import torch.nn.functional as F
-from .common import autodetect_dtype
+from .common import autodetect_dtype, eval_mode
 from .model import KVCache, amp_context
 
 # %% auto #0
@@ -212,14 +212,10 @@ def sample_greedy(model, tokenizer, prompts, max_tokens: int = 16, device=None, 
     and cache dtype. The model is in eval mode while sampling, then back in the mode it was."""
     if device is not None and torch.device(device).type != model.get_device().type:
         raise ValueError(f"device={device} but the model is on {model.get_device()}: move the model first")
-    engine, bos = Engine(model, tokenizer, dtype=dtype), tokenizer.get_bos_token_id()
-    was_training = model.training
-    model.eval()
-    try:
-        out = []
+    engine, bos, out = Engine(model, tokenizer, dtype=dtype), tokenizer.get_bos_token_id(), []
+    with eval_mode(model):
         for prompt in prompts:
             ids = tokenizer.encode(prompt, prepend=bos)
             seqs, _ = engine.generate_batch(ids, max_tokens=max_tokens, temperature=0.0)
             out.append(prompt + tokenizer.decode(seqs[0][len(ids):]))
-        return out
-    finally: model.train(was_training)
+    return out
