@@ -43,10 +43,17 @@ MIRROR_HELP = ("Offline or behind a firewall? Serve a mirror folder laid out as 
                "or copy the files by hand into {dest_dir}.")
 
 def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None, quiet=False) -> Path:
-    "Download `url` to `dest` atomically, with retries and backoff; skip if `dest` exists. `verify(tmp_path)` may raise."
+    """Download `url` to `dest` atomically, with retries and backoff. `verify(path)` may raise: it checks the download
+    before it is renamed into place, and a file already at `dest` before it is trusted (a damaged one is fetched again)."""
     dest = Path(dest)
-    if dest.exists(): return dest
-    log, last = get_logger("nanochat.download"), None
+    log, last, damaged = get_logger("nanochat.download"), None, ""
+    if dest.exists():
+        if verify is None: return dest
+        try: verify(dest); return dest
+        except Exception as e:   # truncated by a crash or a copy by hand: fetch it again rather than fail later
+            damaged = f"{dest} was damaged ({type(e).__name__}: {str(e)[:120]}) and was deleted. "
+            log.warning(damaged + "Downloading it again.")
+            dest.unlink()
     for attempt in range(1, retries + 1):
         try:
             with requests.get(url, stream=True, timeout=timeout) as r:
@@ -72,7 +79,7 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
             wait = min(2 ** attempt, 30) * (0.5 + random.random())
             log.warning(f"download of {url} failed ({last!s:.200}); retry {attempt}/{retries - 1} in {wait:.1f}s")
             time.sleep(wait)
-    raise DownloadError(f"Could not download {url} after {retries} tries: {last}. " + MIRROR_HELP.format(dest_dir=dest.parent))
+    raise DownloadError(damaged + f"Could not download {url} after {retries} tries: {last}. " + MIRROR_HELP.format(dest_dir=dest.parent))
 
 # %% ../nbs/dataset.ipynb #657e5eba
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -121,11 +128,10 @@ def download_shards(num_shards: int, workers: int = 4, retries: int = 5) -> list
     if not 2 <= num_shards <= MAX_SHARD + 1:
         raise ValueError(f"num_shards must be between 2 (one train + one validation) and {MAX_SHARD + 1}, got {num_shards}")
     paths = [data_dir()/shard_name(i) for i in range(num_shards)]
-    todo = [p for p in paths if not p.exists()]
-    if todo:
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            futs = [ex.submit(download, hf_dataset_url(FINEWEB_REPO, p.name), p, retries=retries, verify=check_parquet, quiet=True) for p in todo]
-            for f in progress(as_completed(futs), total=len(futs), desc="shards"): f.result()
+    # every shard goes through `download`, present or not: a present one is checked (its footer read) before it is trusted
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        futs = [ex.submit(download, hf_dataset_url(FINEWEB_REPO, p.name), p, retries=retries, verify=check_parquet, quiet=True) for p in paths]
+        for f in progress(as_completed(futs), total=len(futs), desc="shards"): f.result()
     return paths
 
 def list_shards() -> list[Path]:
@@ -144,9 +150,16 @@ def iter_batches(split: str = "train", start=(0, 0), shards=None):
     shards = shards if shards is not None else split_shards(split)
     si0, rg0 = start
     for si in range(si0, len(shards)):
-        pf = pq.ParquetFile(shards[si])
+        try: pf = pq.ParquetFile(shards[si])
+        except Exception as e: raise _damaged(shards[si], e) from None
         for rg in range(rg0 if si == si0 else 0, pf.num_row_groups):
-            yield pf.read_row_group(rg, columns=["text"]).column("text").to_pylist(), (si, rg)
+            try: texts = pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+            except Exception as e: raise _damaged(shards[si], e) from None
+            yield texts, (si, rg)
+
+def _damaged(path, e) -> ValueError:
+    return ValueError(f"{path} is damaged ({type(e).__name__}: {str(e)[:160]}): delete it and run the chapter again "
+                      f"(download_shards fetches it anew)")
 
 def iter_texts(split: str = "train", max_chars: int | None = None):
     "Documents of `split` one at a time, stopping after about `max_chars` characters."

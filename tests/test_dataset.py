@@ -47,3 +47,29 @@ def test_unreachable_host_says_how_to_use_a_mirror(base, monkeypatch):
 
 def test_bad_num_shards(base):
     with pytest.raises(ValueError, match="num_shards .* got 1"): ds.download_shards(1)
+
+
+def test_damaged_shard_on_disk_is_fetched_again(mirror, base):
+    "A shard copied by hand and cut short is checked before it is trusted, and downloaded again."
+    ds.download_shards(2)
+    p = ds.data_dir()/"shard_00000.parquet"
+    good = p.read_bytes()
+    p.write_bytes(good[: len(good) // 3])
+    ds.download_shards(2)
+    assert p.read_bytes() == good
+
+
+def test_damaged_shard_offline_names_the_file(base, monkeypatch, mirror_dir):
+    p = ds.data_dir()/"shard_00000.parquet"
+    src = mirror_dir/"huggingface.co"/"datasets"/ds.FINEWEB_REPO/"resolve"/"main"/"shard_00000.parquet"
+    p.write_bytes(src.read_bytes()[:5000])
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")   # offline
+    with pytest.raises(ds.DownloadError, match=r"shard_00000\.parquet was damaged .* Could not download"):
+        ds.download(ds.hf_dataset_url(ds.FINEWEB_REPO, p.name), p, retries=1, verify=ds.check_parquet, quiet=True)
+
+
+def test_reading_a_damaged_shard_names_it(tmp_path):
+    bad = tmp_path/"shard_00000.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(ValueError, match=r"shard_00000\.parquet is damaged .*delete it"):
+        next(ds.iter_batches(shards=[bad]))
