@@ -143,9 +143,9 @@ class ConversationLoader:
             ids, mask = self.render(self.next)
             # a conversation cut before the assistant says anything teaches nothing (and a batch of such rows would have
             # no target at all: a loss of 0/0): skip it
-            if any(mask[1:]): self.buffer.append(((self.epoch, self.next), ids, mask))
-            else: skipped += 1
-            if skipped > self.n: raise ValueError(f"no conversation has a whole assistant reply within T + 1 = {self.T + 1} tokens: raise T (max_seq_len)")
+            if any(mask[1:]): self.buffer.append(((self.epoch, self.next), ids, mask)); skipped = 0
+            else: skipped += 1   # in a row: a whole epoch of them (not just many, in a small mixture) means none is usable
+            if skipped >= self.n: raise ValueError(f"no conversation has a whole assistant reply within T + 1 = {self.T + 1} tokens: raise T (max_seq_len)")
             self.next += 1
             if self.next == self.n: self.epoch, self.next = self.epoch + 1, 0
 

@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/tasks.html.md"""
 
 # %% ../nbs/tasks.ipynb #130e737b
 from __future__ import annotations
-import re, json, zlib, bisect, random, string, operator, functools, itertools, collections
+import secrets, re, json, zlib, bisect, random, string, operator, functools, itertools, collections
 import pyarrow.parquet as pq
 from .common import base_dir
 from .dataset import download, hf_dataset_url, remote_url, check_parquet
@@ -260,9 +260,12 @@ def extract_code(completion: str) -> str:
     code = m.group(1) if m else completion
     return code.strip("\n").rstrip()   # keep the first line's indentation: a body-only completion needs it
 
-def humaneval_program(conversation: dict, completion: str) -> str:
-    "The program that tests `completion`: the prompt, the completion's code, the tests, then `check(entry_point)`."
-    return f"{conversation['prompt']}\n{extract_code(completion)}\n\n{conversation['test']}\n\ncheck({conversation['entry_point']})\n"
+def humaneval_program(conversation: dict, completion: str, marker: str | None = None) -> str:
+    """The program that tests `completion`: the prompt, the completion's code, the tests, then `check(entry_point)` —
+    and, given a `marker`, a last line printing it: proof that the tests ran to the end (code that exits early with
+    status 0, `sys.exit(0)` or `os._exit(0)`, would otherwise look like a pass)."""
+    done = f"\nprint({marker!r})\n" if marker else ""
+    return f"{conversation['prompt']}\n{extract_code(completion)}\n\n{conversation['test']}\n\ncheck({conversation['entry_point']})\n{done}"
 
 class HumanEval(Task):
     "OpenAI's HumanEval (openai/openai_humaneval, 164 problems): complete a Python function; graded by running its tests."
@@ -283,7 +286,9 @@ class HumanEval(Task):
     def evaluate(self, conversation, completion: str) -> bool:
         "Does the code in `completion` pass the problem's tests? Runs in the sandbox of `nanochat.execution`."
         from nanochat.execution import execute_code   # imported here: only evaluation needs the sandbox
-        return bool(execute_code(humaneval_program(conversation, completion), timeout=self.timeout).passed)
+        marker = f"tests passed {secrets.token_hex(8)}"   # unguessable: the completion cannot print it itself
+        r = execute_code(humaneval_program(conversation, completion, marker), timeout=self.timeout)
+        return r.passed and marker in r.stdout
 
 # %% ../nbs/tasks.ipynb #bb800e0c
 @functools.cache
