@@ -3,7 +3,10 @@
 Modules:
 
 - `nanochat.chat`: The inference engine explained and measured, and three ways to talk to the model: a chat cell in this notebook, a terminal, and a web page with an OpenAI-compatible API.
+- `nanochat.chat_cli`: `python -m nanochat.chat_cli -p "Tell me a joke"` prints one answer; without `-p`, a conversation that keeps its history, streams every reply, and survives whatever the user types.
 - `nanochat.chat_eval`: ARC-Easy, ARC-Challenge and MMLU scored categorically, GSM8K, HumanEval and SpellingBee by generating an answer, and ChatCORE: each accuracy centred on its chance level, then averaged.
+- `nanochat.chat_web`: `python -m nanochat.chat_web` serves the model you trained at http://127.0.0.1:8000: a chat page that streams replies, and the `/v1/chat/completions` API that every OpenAI client already speaks.
+- `nanochat.chat_widget`: `chat_widget(preset="quickstart")` in any notebook: a text box, Send (or Enter), replies streamed token by token, Stop, Clear, temperature and top-k sliders, and a choice of the run's models.
 - `nanochat.checkpoint`: Atomic, few, and complete enough to resume a run step for step; `load_model` for every later chapter; one name for each stage's checkpoint folder.
 - `nanochat.core_eval`: The DCLM CORE metric as nanochat computes it: 22 few-shot tasks, each scored by the model's own losses, each accuracy centred on its random-guess baseline, averaged.
 - `nanochat.course`: papermill executing the chapters in order, resuming where a run stopped, then `report.md`; the `nanochat-course` command.

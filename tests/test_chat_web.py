@@ -1,0 +1,294 @@
+"""The chat web server against the real smoke model of the `chat_run` fixture: the official `openai` client, every limit
+(400, never 500), the queue (429), `/health` during a long reply, disconnects, a load test, and the page in headless
+Chromium. A scripted reply source stands in for the model only where a test needs a reply it can choose (markup
+injection) or one that lasts (queue, disconnect)."""
+import json, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import httpx, pytest
+from nanochat.chat_web import chat_app, make_app, serving
+from nanochat.checkpoint import load_chat_model
+
+REPO = Path(__file__).resolve().parents[1]
+HI = [{"role": "user", "content": "Hi there"}]
+
+class Scripted:
+    "A stand-in for `Chat`: streams `pieces` with `delay` seconds between them, stopping when `stop` is set."
+    def __init__(self, pieces, delay=0.0): self.pieces, self.delay, self.usage = list(pieces), delay, {}
+    def stream(self, messages, temperature=None, top_k=None, max_tokens=None, seed=0, stop=None):
+        self.usage = dict(prompt_tokens=len(messages), completion_tokens=0)
+        for p in self.pieces[:max_tokens]:
+            if stop is not None and stop.is_set(): return
+            time.sleep(self.delay)
+            self.usage["completion_tokens"] += 1
+            yield p
+
+class Paced:
+    "The real `Chat`, its pieces handed out `delay` seconds apart, so that a person (and a test) can see it stream and stop it."
+    def __init__(self, chat, delay): self.chat, self.delay, self.model = chat, delay, chat.model
+    @property
+    def usage(self): return self.chat.usage
+    @usage.setter
+    def usage(self, v): self.chat.usage = v
+    def stream(self, messages, **kw):
+        for p in self.chat.stream(messages, **kw): time.sleep(self.delay); yield p
+
+@pytest.fixture(scope="module")
+def smoke(chat_run):
+    model, tok, meta = load_chat_model(run_dir=chat_run, stage="sft")
+    return model, tok
+
+@pytest.fixture(scope="module")
+def url(smoke):
+    with serving(chat_app(*smoke, workers=2, name="nanochat-smoke-sft")) as u: yield u
+
+def wait_for(cond, what, timeout=20.0):
+    "Poll `cond` until true; fail naming `what` if it never is (a deadline, not a timing assert)."
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end: pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+def stats(base): return httpx.get(f"{base}/stats").json()
+
+# --- the official client -----------------------------------------------------------------------------------------------
+
+def test_openai_client(url):
+    from openai import OpenAI
+    client = OpenAI(base_url=f"{url}/v1", api_key="x")
+    test_ids = [m.id for m in client.models.list()]
+    assert test_ids == ["nanochat-smoke-sft"]
+    r = client.chat.completions.create(model="nanochat-smoke-sft", messages=HI, max_tokens=20, seed=7, temperature=0.8)
+    text, u = r.choices[0].message.content, r.usage
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant" and isinstance(text, str)
+    assert 0 < u.prompt_tokens and 0 <= u.completion_tokens <= 20 and u.total_tokens == u.prompt_tokens + u.completion_tokens
+    assert r.choices[0].finish_reason in ("stop", "length")
+    chunks = list(client.chat.completions.create(model="nanochat-smoke-sft", messages=HI, max_tokens=20, seed=7, temperature=0.8,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text   # same seed: same reply, streamed
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == r.choices[0].finish_reason
+    assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == u.model_dump()   # usage counted, in the last chunk
+    # what else the client sends: content parts, a system message, top_p, user, stop, max_completion_tokens
+    r = client.chat.completions.create(model="m", messages=[{"role": "system", "content": "Be brief."},
+                                                            {"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+                                       top_p=0.9, user="u1", stop=["\n"], max_completion_tokens=5, n=1)
+    assert r.usage.completion_tokens <= 5 and "\n" not in r.choices[0].message.content
+
+# --- limits: 400 with a message naming the problem -----------------------------------------------------------------------
+
+def msgs(n): return [{"role": ("user", "assistant")[i % 2], "content": f"m{i}"} for i in range(n)]
+LIMIT_CASES = {
+    "malformed JSON":    (b'{"messages": [', "not valid JSON"),
+    "not UTF-8":         (b'{"messages": [{"role": "user", "content": "\xff"}]}', "not valid UTF-8"),
+    "not an object":     (b'[1, 2]', "must be a JSON object"),
+    "no messages":       (dict(messages=[]), "1 to 500 messages, got 0"),
+    "501 messages":      (dict(messages=msgs(501)), "got 501 messages"),
+    "role tool":         (dict(messages=[{"role": "tool", "content": "x"}]), "role must be one of system, user, assistant"),
+    "last not user":     (dict(messages=msgs(2)), "last message must be from the user"),
+    "roles out of order":(dict(messages=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]), "alternate"),
+    "empty content":     (dict(messages=[{"role": "user", "content": " "}]), "empty content"),
+    "8,001 characters":  (dict(messages=[{"role": "user", "content": "x" * 8001}]), "8,001 characters; at most 8,000"),
+    "32,001 in total":   (dict(messages=[{"role": ("user", "assistant")[i % 2], "content": "x" * (8000 if i < 4 else 1)} for i in range(5)]),
+                          "32,001 characters in total"),
+    "lone surrogate":    (b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}', "not valid Unicode"),
+    "image part":        (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]), "text part"),
+    "temperature 2.5":   (dict(messages=HI, temperature=2.5), "temperature must be a number from 0 to 2, got 2.5"),
+    "temperature -0.1":  (dict(messages=HI, temperature=-0.1), "temperature must be"),
+    "temperature text":  (dict(messages=HI, temperature="hot"), "temperature must be"),
+    "top_k 201":         (dict(messages=HI, top_k=201), "top_k must be an integer from 0 to 200"),
+    "max_tokens 0":      (dict(messages=HI, max_tokens=0), "max_tokens must be an integer from 1 to 4096, got 0"),
+    "max_tokens 4097":   (dict(messages=HI, max_tokens=4097), "got 4097"),
+    "max_completion 5k": (dict(messages=HI, max_completion_tokens=5000), "max_completion_tokens must be"),
+    "n 2":               (dict(messages=HI, n=2), "n must be 1"),
+    "too long for context": (dict(messages=[{"role": "user", "content": "word " * 400}]), "model's context of 64 tokens"),
+}
+
+@pytest.mark.parametrize("case", LIMIT_CASES)
+def test_limits(url, case):
+    body, expected = LIMIT_CASES[case]
+    r = httpx.post(f"{url}/v1/chat/completions", content=body if isinstance(body, bytes) else json.dumps(body),
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["type"] == "invalid_request_error"
+    assert expected in err["message"], err
+
+def test_other_routes(url):
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    r = httpx.get(f"{url}/nope"); assert r.status_code == 404 and "error" in r.json()
+    r = httpx.get(f"{url}/v1/chat/completions"); assert r.status_code == 405 and "error" in r.json()
+    page = httpx.get(f"{url}/")
+    assert page.status_code == 200 and "default-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("/static/chat.js", "/static/chat.css"): assert httpx.get(url + asset).status_code == 200
+    assert "http" not in page.text.replace("http-equiv", "")   # no CDN: every asset is ours
+
+# --- the queue, /health during a reply, disconnects ---------------------------------------------------------------------
+
+def slow_app(workers=1, queue=1): return make_app([Scripted(["tick "] * 4000, delay=0.01) for _ in range(workers)], queue=queue)
+
+def test_queue_full_answers_429():
+    with serving(slow_app(workers=1, queue=1)) as base, httpx.Client(base_url=base, timeout=30) as c1, \
+         httpx.Client(base_url=base, timeout=30) as c2:
+        body = dict(messages=HI, stream=True, max_tokens=4000)
+        with c1.stream("POST", "/v1/chat/completions", json=body) as a:
+            assert a.status_code == 200
+            wait_for(lambda: stats(base)["busy"] == 1, "the first reply to start")
+            got = {}
+            waiter = threading.Thread(target=lambda: got.update(r=c2.post("/v1/chat/completions", json=dict(messages=HI, max_tokens=3))))
+            waiter.start()
+            wait_for(lambda: stats(base)["queued"] == 1, "the second request to queue")
+            r = httpx.post(f"{base}/v1/chat/completions", json=dict(messages=HI))
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+            assert "1 requests already wait" in r.json()["error"]["message"]
+        waiter.join(30)   # the first stream closed: its worker moves on to the queued request
+        assert got["r"].status_code == 200 and got["r"].json()["choices"][0]["message"]["content"] == "tick tick tick "
+        s = stats(base)
+        assert (s["rejected"], s["abandoned"], s["served"]) == (1, 1, 1)
+
+def test_health_during_reply_and_disconnect_frees_worker():
+    with serving(slow_app(workers=1, queue=1)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        with c.stream("POST", "/v1/chat/completions", json=dict(messages=HI, stream=True, max_tokens=4000)) as s:
+            lines = s.iter_lines()
+            assert sum(1 for _, line in zip(range(12), lines) if "tick" in line) >= 3     # it streams
+            h = httpx.get(f"{base}/health", timeout=5)                                     # the event loop is free
+            assert h.status_code == 200
+            assert stats(base)["busy"] == 1
+        # the client left with ~4,000 ticks to go: the worker is freed, not left generating for 40 s
+        wait_for(lambda: stats(base)["busy"] == 0, "the abandoned stream's worker to be freed", timeout=10)
+        s = stats(base)
+        assert s["abandoned"] == 1 and s["tokens_generated"] < 4000
+
+# --- a load test ---------------------------------------------------------------------------------------------------------
+
+def test_load(smoke):
+    "200 requests from 8 concurrent clients: valid (streamed or not), invalid, oversized, malformed, abandoned streams."
+    model, tok = smoke
+    from nanochat.chat import Chat
+    app = make_app([Paced(Chat(model, tok), 0.003) for _ in range(2)], queue=8)
+    kinds = ["valid", "stream", "abandon", "invalid", "oversized", "malformed", "abandon", "context"]
+    def one(i, c):
+        kind = kinds[i % len(kinds)]
+        if kind == "malformed":
+            return kind, c.post("/v1/chat/completions", content=b'{"messages": [{"role": "us', headers={"Content-Type": "application/json"}).status_code
+        body = dict(messages=[{"role": "user", "content": f"Hello number {i}"}], seed=i)
+        if kind == "invalid": body["temperature"] = 9
+        if kind == "oversized": body["messages"][0]["content"] = "z" * 9000
+        if kind == "context": body["messages"][0]["content"] = "many words " * 200
+        if kind in ("stream", "abandon"):
+            with c.stream("POST", "/v1/chat/completions", json=body | dict(stream=True)) as r:
+                for line in r.iter_lines():
+                    if kind == "abandon" and '"content"' in line: break   # leave after the first chunk
+                return kind, r.status_code
+        return kind, c.post("/v1/chat/completions", json=body).status_code
+    def client(k):
+        with httpx.Client(base_url=base, timeout=60) as c: return [one(i, c) for i in range(k, 200, 8)]
+    with serving(app) as base:
+        with ThreadPoolExecutor(8) as pool: results = [r for rs in pool.map(client, range(8)) for r in rs]
+        assert len(results) == 200 and not [r for r in results if r[1] >= 500]
+        for kind, code in results:
+            assert code == (400 if kind in ("invalid", "oversized", "malformed", "context") else 200), (kind, code)
+        wait_for(lambda: stats(base)["busy"] == 0 and stats(base)["queued"] == 0, "every worker to be free")
+        s = stats(base)
+        ok = sum(code == 200 for _, code in results)
+        assert s["served"] + s["abandoned"] == ok and s["abandoned"] >= 1 and s["errors"] == 0, s
+        assert s["invalid"] == 100 and s["requests"] == 200
+        assert httpx.get(f"{base}/health").status_code == 200                  # still up and answering
+        r = httpx.post(f"{base}/v1/chat/completions", json=dict(messages=HI, max_tokens=4))
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 4
+
+# --- the page in headless Chromium ---------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)"
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,
+                                                   args=ARGS, headless=True, viewport=dict(width=900, height=620))
+        yield ctx
+        ctx.close()
+
+# Records every distinct text the newest reply shows while it streams.
+WATCH = """() => { window.seen = []; new MutationObserver(() => {
+  const b = [...document.querySelectorAll('.msg.assistant .body')].at(-1);
+  const t = b ? b.textContent : ''; if (t && t !== window.seen.at(-1)) window.seen.push(t);
+}).observe(document.querySelector('#log'), {subtree: true, childList: true, characterData: true}); }"""
+IDLE = "() => !document.querySelector('#send').disabled"
+
+def texts(page, sel): return page.locator(sel).all_inner_texts()
+
+def test_page_streams_edits_regenerates_stops(smoke, browser):
+    model, tok = smoke
+    from nanochat.chat import Chat
+    greedy = Chat(model, tok, temperature=0)
+    # greedy (temperature 0) replies are known answers; the smoke model's are short, so pace them to watch them stream
+    (m1, r1), (m2, r2), (m3, r3) = [(m, greedy.reply([{"role": "user", "content": m}])) for m in ("Hi there", "How are you?", "Tell me a story")]
+    assert greedy.usage["completion_tokens"] >= 3, (r3, greedy.usage)   # enough pieces to press Stop in the middle
+    app = make_app([Paced(Chat(model, tok), 0.25)], name="nanochat-smoke-sft")
+    with serving(app) as base:
+        page = browser.new_page()
+        page.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
+        page.goto(base)
+        page.wait_for_function("() => document.querySelector('#model').textContent !== ''")
+        page.click("#settings summary"); page.fill("#temperature", "0"); page.click("#settings summary")
+        page.evaluate(WATCH)
+        page.fill("#input", m1); page.press("#input", "Enter")
+        page.wait_for_selector("#stop:not([hidden])")
+        page.wait_for_function(IDLE)
+        seen = page.evaluate("window.seen")
+        assert len(seen) >= 2 and all(r1.startswith(s.strip()) for s in seen[:-1]), seen   # streamed: growing prefixes
+        assert texts(page, ".msg .body") == [m1, r1.strip()]
+        # regenerate: a new request, the same greedy reply in the same place
+        with page.expect_response("**/v1/chat/completions"): page.click(".msg.assistant .regenerate")
+        page.wait_for_function(IDLE)
+        assert texts(page, ".msg .body") == [m1, r1.strip()]
+        # edit the question: the conversation is cut there and answered again
+        page.click(".msg.user .edit"); page.fill(".msg.user textarea", m2); page.click(".msg.user .save")
+        page.wait_for_function(IDLE)
+        assert texts(page, ".msg .body") == [m2, r2.strip()]
+        # a follow-up, then stop it after its first words
+        page.fill("#input", m3); page.press("#input", "Enter")
+        page.wait_for_function("() => ([...document.querySelectorAll('.msg.assistant .body')].at(-1)?.textContent || '') !== ''"
+                               " && document.querySelectorAll('.msg').length === 4")
+        page.click("#stop")
+        page.wait_for_function(IDLE)
+        partial = texts(page, ".msg.assistant .body")[-1]
+        assert page.locator(".msg.assistant .note").last.inner_text() == "(stopped)"
+        assert len(partial) < len(r3.strip()), (partial, r3)
+        wait_for(lambda: stats(base)["busy"] == 0, "the stopped reply's worker to be freed")
+        assert stats(base)["abandoned"] == 1
+        (REPO/"docs/images").mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(REPO/"docs/images/chat_web.png"))   # for the README
+        page.click("#new")
+        assert page.locator(".msg").count() == 0
+        page.close()
+
+def test_page_shows_markup_as_text(browser):
+    evil = ["Look: <script>alert(1)</script> ", "and <img src=x onerror=\"window.pwned=1\"> ", "**bold** `code`"]
+    with serving(make_app([Scripted(evil)], name="scripted")) as base:
+        page = browser.new_page()
+        page.on("dialog", lambda d: pytest.fail(f"a dialog opened: {d.message}"))
+        page.goto(base)
+        page.fill("#input", "say something nasty"); page.press("#input", "Enter")
+        page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 1 && !document.querySelector('#send').disabled")
+        body = page.locator(".msg.assistant .body")
+        assert body.inner_text() == "Look: <script>alert(1)</script> and <img src=x onerror=\"window.pwned=1\"> bold code"
+        assert body.locator("script, img").count() == 0 and page.locator("img").count() == 0
+        assert body.locator("strong").inner_text() == "bold" and body.locator("code").inner_text() == "code"   # the safe subset
+        assert page.evaluate("window.pwned") is None
+        page.close()
+
+# --- the command line ----------------------------------------------------------------------------------------------------
+
+def test_cli_missing_model(tmp_path, capsys):
+    from nanochat.chat_web import main
+    assert main(["--run-dir", str(tmp_path/"nothing"), "--port", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "04_sft" in err, err
+    with pytest.raises(SystemExit): main(["--temperature", "3"])
+    assert "--temperature must be from 0 to 2, got 3.0" in capsys.readouterr().err
