@@ -20,9 +20,9 @@ from .common import atomic_write, load_json, progress
 
 # %% auto #0
 __all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'TOKENIZER_FORMAT', 'TOKENIZER_VERSION', 'ROLES', 'PART_TYPES', 'merge_pair',
-           'count_pairs', 'best_pair', 'split_text', 'train_bpe', 'PythonBPE', 'engine_name', 'ranks_to_merges',
-           'train_rustbpe', 'train_merges', 'make_encoder', 'Tokenizer', 'get_tokenizer', 'check_conversation',
-           'conversation_html', 'bytes_per_token', 'train_hf_bpe', 'hf_encode_batch']
+           'count_pairs', 'best_pair', 'split_text', 'train_bpe', 'PythonBPE', 'fix_surrogates', 'engine_name',
+           'ranks_to_merges', 'train_rustbpe', 'train_merges', 'make_encoder', 'Tokenizer', 'get_tokenizer',
+           'check_conversation', 'conversation_html', 'bytes_per_token', 'train_hf_bpe', 'hf_encode_batch']
 
 # %% ../nbs/00_tokenizer.ipynb #93595821
 def merge_pair(ids, pair: tuple[int, int], new_id: int) -> tuple:
@@ -89,6 +89,11 @@ class PythonBPE:
         return list(ids)
 
     def encode(self, text: str) -> list[int]:
+        "Ids of `text`; surrogates (not valid Unicode) are cleaned first, as `fix_surrogates` says."
+        try: return self._encode(text)
+        except UnicodeEncodeError: return self._encode(fix_surrogates(text))  # valid text never pays for the cleanup
+
+    def _encode(self, text: str) -> list[int]:
         out = []
         for c in split_text(text):
             if c not in self._cache: self._cache[c] = self.encode_chunk(c.encode("utf-8"))
@@ -97,6 +102,13 @@ class PythonBPE:
 
     def encode_batch(self, texts) -> list[list[int]]: return [self.encode(t) for t in texts]
     def decode(self, ids) -> str: return b"".join(self.vocab[i] for i in ids).decode("utf-8", errors="replace")
+
+# %% ../nbs/00_tokenizer.ipynb #d5c3b568
+def fix_surrogates(text: str) -> str:
+    """`text` with each surrogate pair joined into its character and each lone surrogate replaced by U+FFFD
+    (tiktoken's rule); text without surrogates comes back unchanged. Callers use it only after `text.encode("utf-8")`
+    raised `UnicodeEncodeError`, so valid text never pays for it."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # utf-16's BOM is added, then removed
 
 # %% ../nbs/00_tokenizer.ipynb #ad36acd1
 SPECIAL_TOKENS = ["<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>", "<|assistant_end|>",
@@ -138,16 +150,21 @@ def train_rustbpe(texts: Iterable[str], num_merges: int):
     tok.train_from_iterator(iter(texts), 256 + num_merges, pattern=SPLIT_PATTERN)  # rustbpe's vocab_size: bytes + merges, no specials
     return tok
 
+def _valid_text(text: str) -> str:
+    "`text`, or `fix_surrogates(text)` if UTF-8 cannot encode it: for engines that would raise (costs one UTF-8 encode)."
+    try: text.encode("utf-8"); return text
+    except UnicodeEncodeError: return fix_surrogates(text)
+
 def train_merges(texts: Iterable[str], num_merges: int, engine: str | None = None) -> list[tuple[int, int]]:
-    "Learn up to `num_merges` merges from `texts` with the fast engine (same result as `train_bpe`)."
+    "Learn up to `num_merges` merges from `texts` with the fast engine (same result as `train_bpe`; surrogates: `fix_surrogates`)."
     engine = engine or engine_name()
-    if engine == "python": return train_bpe(texts, num_merges)
+    if engine == "python": return train_bpe(map(_valid_text, texts), num_merges)
     if engine == "nanochat_bpe":
         import nanochat_bpe
         trainer, it = nanochat_bpe.Trainer(), iter(texts)
-        while batch := list(islice(it, 1024)): trainer.feed(batch)  # each batch is split and counted on all cores
+        while batch := list(islice(it, 1024)): trainer.feed(batch)  # split and counted on all cores; cleans surrogates itself
         return [tuple(p) for p in trainer.train(num_merges)]
-    return ranks_to_merges(train_rustbpe(texts, num_merges).get_mergeable_ranks())
+    return ranks_to_merges(train_rustbpe(map(_valid_text, texts), num_merges).get_mergeable_ranks())
 
 def make_encoder(merges, engine: str | None = None, num_threads: int | None = None):
     "An object with `encode(text)` and `encode_batch(texts)` (parallel) for `merges`."
@@ -165,6 +182,7 @@ def make_encoder(merges, engine: str | None = None, num_threads: int | None = No
 
 class _TiktokenEncoder:
     "tiktoken, built from our merges (rustbpe trains but cannot load merges; nanochat encodes with tiktoken too)."
+    # (tiktoken cleans surrogates itself, with the rule of `fix_surrogates`)
     def __init__(self, vocab, num_threads=None):
         import tiktoken
         self.enc = tiktoken.Encoding("nanochat", pat_str=SPLIT_PATTERN, mergeable_ranks={b: i for i, b in enumerate(vocab)},
@@ -233,7 +251,8 @@ class Tokenizer:
         return tok
 
     def encode(self, text, prepend=None, append=None, num_threads: int | None = None):
-        "Ids of `text` (a str), or a list of id lists for a list of texts (encoded in parallel on `num_threads`, default all cores)."
+        """Ids of `text` (a str), or a list of id lists for a list of texts (encoded in parallel on `num_threads`, default all
+        cores). Surrogates (not valid Unicode) are cleaned as `fix_surrogates` says: a pair is its character, a lone one U+FFFD."""
         pre = [self._token_id(prepend)] if prepend is not None else []
         post = [self._token_id(append)] if append is not None else []
         if isinstance(text, str): return pre + self._encoder(num_threads).encode(text) + post

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nanochat_bpe as nb
+import tiktoken
 
 PATTERN = nb.SPLIT_PATTERN
 COMPILED = regex.compile(PATTERN)
@@ -99,9 +100,11 @@ def test_split_long_whitespace_and_text():
     check_split(s)
 
 
-def test_split_rejects_lone_surrogates():
-    with pytest.raises(UnicodeEncodeError):
-        nb.split("a\ud800b")
+def test_split_cleans_surrogates():
+    # tiktoken's rule: a pair stored as two code units is its character, a lone surrogate is U+FFFD
+    assert nb.split("a\ud800b") == COMPILED.findall("a\ufffdb") == ["a", "\ufffdb"]
+    assert nb.split("x\ud83d" + "\ude00 y") == nb.split("x😀 y") == ["x", "😀", " y"]
+    assert nb.fix_surrogates("\ude00\ud83d \udc80") == "\ufffd\ufffd \ufffd"  # wrong order: two lone ones
 
 
 # ----------------------------------------------------------------------------- reference BPE
@@ -211,6 +214,64 @@ def test_encode_matches_reference_and_roundtrips(trained, s):
     assert enc.decode(ids) == s
 
 
+# ----------------------------------------------------------------------------- long chunks (the heap loop)
+# Chunks of >= 128 bytes take encode.rs's linked-list + heap loop; it must give exactly the reference's ids.
+
+def long_chunk_text():
+    "One unbroken chunk of 128..600 bytes from a few letters (words of the corpus' merges overlap a lot), maybe a prefix."
+    letters = st.text(alphabet=st.sampled_from("aaaabnt"), min_size=128, max_size=600)
+    return st.tuples(st.sampled_from(["", " ", "'", "(", "\n"]), letters).map("".join)
+
+
+@ENCODE
+@given(st.one_of(long_chunk_text(), st.lists(st.sampled_from(make_corpus(300, seed=3).split(" ")), max_size=200).map("".join)))
+def test_long_chunks_match_reference(trained, s):
+    merges, enc = trained
+    assert enc.encode(s) == ref_encode(s, merges)
+
+
+def random_letters(n, alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+    rng = random.Random(n)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+PATHOLOGICAL = {  # one unbroken chunk each (or nearly): what the split cannot cut
+    "letter": lambda n: "a" * n,
+    "newlines": lambda n: "\n" * n,                 # one \s*[\r\n] chunk
+    "spaces": lambda n: " " * n + "x",              # one chunk, then " x"
+    "letters": lambda n: random_letters(n, "abcdefAB"),  # a base64-like blob (few letters: so that merges apply)
+    "ab": lambda n: "ab" * (n // 2),
+    "word": lambda n: "tokenizer" * (n // 9),
+}
+
+
+@pytest.fixture(scope="module")
+def patho_merges(small_corpus):
+    "Merges that apply to the pathological inputs: learned from the corpus plus short samples of each kind."
+    t = nb.Trainer(num_threads=2)
+    t.feed(small_corpus + [make(n) for make in PATHOLOGICAL.values() for n in (8, 16, 24, 40, 64)] * 5)
+    return t.train(300)
+
+
+@pytest.mark.parametrize("kind", list(PATHOLOGICAL))
+def test_pathological_chunks_match_reference(patho_merges, kind):
+    # 2,000 bytes: enough for the heap loop (>= 128) and many merges; the pure-Python reference is quadratic, and the
+    # time at 100K-200K characters is measured against tiktoken by bench/tokenizer.py, not asserted here
+    enc, s = nb.Encoder(patho_merges), PATHOLOGICAL[kind](2000)
+    ids = enc.encode(s)
+    assert len(ids) < 0.75 * len(s.encode())  # the merges do apply: these are real tests of the merge loop
+    assert ids == ref_encode(s, patho_merges)
+    assert enc.encode_batch([s, "x" + s, s]) == [ids, enc.encode("x" + s), ids]
+    assert enc.decode(ids) == s
+
+
+def test_long_run_known_answer():
+    # aa -> 256, (aa)(aa) -> 257: 100,003 a's are 25,000 tokens "aaaa", then "aa" and "a" (leftmost first)
+    enc = nb.Encoder([(97, 97), (256, 256)])
+    assert enc.encode("a" * 100_003) == [257] * 25_000 + [256, 97]
+    assert enc.encode_batch(["a" * 100_003, "a" * 129]) == [[257] * 25_000 + [256, 97], [257] * 32 + [97]]
+
+
 @settings(deadline=None, max_examples=30)
 @given(st.lists(st.one_of(tricky_text, corpus_words), max_size=20))
 def test_encode_batch_equals_encode(trained, texts):
@@ -273,5 +334,38 @@ def test_bad_arguments():
         nb.Encoder([(1, 256)])
     with pytest.raises(TypeError):
         nb.Trainer().feed("a single string, not a list")
-    with pytest.raises(UnicodeEncodeError):
-        nb.Trainer().feed(["ok", "bad \udc80"])
+
+
+# ----------------------------------------------------------------------------- text that is not valid Unicode
+
+SURROGATES = [  # (text holding surrogates, the valid text it stands for: tiktoken's rule)
+    ("a\ud800b", "a\ufffdb"),                              # a lone high surrogate
+    ("end \udc80", "end \ufffd"),                          # a lone low one, last
+    ("the \ud83d" + "\ude00!", "the 😀!"),                  # a pair stored as two code units
+    ("\ude00\ud83d x", "\ufffd\ufffd x"),                  # the wrong order: two lone ones
+    ("\ud83d\ude00\ud83d", "😀\ufffd"),                     # a pair, then a lone one
+]
+
+
+@pytest.mark.parametrize("bad, good", SURROGATES)
+def test_surrogates_encode_as_tiktoken_does(trained, bad, good):
+    merges, enc = trained
+    with pytest.raises(UnicodeEncodeError): bad.encode("utf-8")  # what used to escape from deep inside
+    assert nb.fix_surrogates(bad) == good
+    assert enc.encode(bad) == enc.encode(good) == ref_encode(good, merges)
+    assert enc.encode_batch(["ok", bad, good]) == [enc.encode("ok"), enc.encode(good), enc.encode(good)]
+    tt = tiktoken.Encoding("t", pat_str=PATTERN, mergeable_ranks={b: i for i, b in enumerate(enc.token_bytes)}, special_tokens={})
+    assert tt.encode_ordinary(bad) == enc.encode(bad)
+
+
+def test_surrogates_in_training_are_cleaned():
+    t1, t2 = nb.Trainer(), nb.Trainer()
+    t1.feed(["ok", "bad \udc80\udc80 and \ud83d\ude00\ud83d\ude00"])
+    t2.feed(["ok", "bad \ufffd\ufffd and 😀😀"])
+    assert t1.num_unique_chunks == t2.num_unique_chunks and t1.train(20) == t2.train(20)
+
+
+@ENCODE
+@given(any_text)
+def test_valid_text_is_unchanged(s):
+    assert nb.fix_surrogates(s) == s

@@ -254,3 +254,71 @@ def test_load_errors(tok, tmp_path):
     with pytest.raises(ValueError, match="version 2; this code reads 'nanochat-tokenizer' version 1"): Tokenizer.load(tmp_path)
     d["version"] = 1; d["pattern"] = r"\w+"; path.write_text(json.dumps(d))
     with pytest.raises(ValueError, match="split pattern"): Tokenizer.load(tmp_path)
+
+
+# ---- text that is not valid Unicode: tiktoken's rule on every path (a pair -> its character, a lone one -> U+FFFD) ----
+
+SURROGATES = [  # (text holding surrogates, the valid text it stands for)
+    ("a\ud800b", "a\ufffdb"),                           # a lone high surrogate
+    ("end \udc80", "end \ufffd"),                       # a lone low one, last
+    ("the cat \ud83d" + "\ude00!", "the cat 😀!"),       # a pair stored as two code units (built by hand)
+    ("\ude00\ud83d x", "\ufffd\ufffd x"),               # the wrong order: two lone ones
+    ("\ud83d\ude00\ud83d", "😀\ufffd"),                  # a pair, then a lone one
+]
+SMALL_TEXT = ["the cat sat on the mat, the cat ate the rat 😀 😀 " * 3, "tokens of the text"]
+
+
+@pytest.fixture(params=["nanochat_bpe", "rustbpe", "python"])
+def engine(request, monkeypatch):
+    "Each engine in turn (rustbpe trains, tiktoken encodes), as NANOCHAT_BPE_ENGINE selects it."
+    monkeypatch.setenv("NANOCHAT_BPE_ENGINE", request.param)
+    T.engine_name.cache_clear()
+    yield request.param
+    T.engine_name.cache_clear()
+
+
+def test_fix_surrogates_known_answers():
+    for bad, good in SURROGATES:
+        with pytest.raises(UnicodeEncodeError): bad.encode("utf-8")
+        assert T.fix_surrogates(bad) == good
+    assert T.fix_surrogates("\ud83d\ude00") == json.loads('"\\ud83d\\ude00"') == "😀"  # what a JSON decoder would have made
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=st.text())
+def test_fix_surrogates_leaves_valid_text_alone(s):
+    assert T.fix_surrogates(s) == s
+
+
+def test_every_engine_encodes_surrogates(engine):
+    tok = Tokenizer.train_from_iterator(SMALL_TEXT, 256 + 30 + 9, show_progress=False)
+    enc = tok._encoder()
+    expected_class = {"nanochat_bpe": "Encoder", "rustbpe": "_TiktokenEncoder", "python": "PythonBPE"}[engine]
+    assert type(enc).__name__ == expected_class  # the path under test is the one we meant
+    ref = PythonBPE(tok.merges)
+    for bad, good in SURROGATES:
+        assert tok.encode(bad) == tok.encode(good) == ref.encode(good), (engine, bad)
+        assert enc.encode(bad) == enc.encode(good)
+    bads, goods = [b for b, _ in SURROGATES], [g for _, g in SURROGATES]
+    assert tok.encode(["ok"] + bads, prepend="<|bos|>") == tok.encode(["ok"] + goods, prepend="<|bos|>")
+    assert tok.decode(tok.encode(SURROGATES[2][0])) == "the cat 😀!"
+
+
+def test_every_engine_trains_on_surrogates(engine):
+    bad = Tokenizer.train_from_iterator(SMALL_TEXT + [b for b, _ in SURROGATES], 256 + 30 + 9, show_progress=False)
+    good = Tokenizer.train_from_iterator(SMALL_TEXT + [g for _, g in SURROGATES], 256 + 30 + 9, show_progress=False)
+    assert bad.merges == good.merges, engine
+
+
+def test_conversations_with_surrogates(engine):
+    tok = Tokenizer.train_from_iterator(SMALL_TEXT, 256 + 30 + 9, show_progress=False)
+    def conv(user, text, out): return {"messages": [
+        {"role": "system", "content": "Be brief \udc80"}, {"role": "user", "content": user},
+        {"role": "assistant", "content": [{"type": "text", "text": text}, {"type": "python", "text": "1+1"},
+                                          {"type": "python_output", "text": out}]},
+        {"role": "user", "content": user}]}
+    bad, good = conv("hi \ud83d\ude00", "ok \ud800", "2\ude00"), conv("hi 😀", "ok \ufffd", "2\ufffd")
+    good["messages"][0]["content"] = "Be brief \ufffd"
+    assert tok.render_conversation(bad) == tok.render_conversation(good)
+    assert tok.render_for_completion(bad) == tok.render_for_completion(good)
+    assert "😀" in tok.decode(tok.render_for_completion(bad))
