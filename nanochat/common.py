@@ -48,7 +48,13 @@ def save_json(obj, path):
     "Write `obj` as pretty JSON to `path`, atomically."
     with atomic_write(path, "w") as f: json.dump(obj, f, indent=2, default=str)
 
-def load_json(path): return json.loads(Path(path).read_text())
+def load_json(path):
+    "The JSON object in `path`; a damaged file (cut short, not JSON) raises ValueError naming it and the way out."
+    path = Path(path)
+    try: return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged ({type(e).__name__}: {str(e)[:120]}): delete it and run the step that "
+                         f"writes it again") from None
 
 # %% ../nbs/common.ipynb #3f98ab3c
 DEVICES = ("auto", "cpu", "cuda", "mps")

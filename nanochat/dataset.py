@@ -56,7 +56,8 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
             dest.unlink()
     for attempt in range(1, retries + 1):
         try:
-            with requests.get(url, stream=True, timeout=timeout) as r:
+            # identity: we store the file as served; a server that compresses anyway is handled below
+            with requests.get(url, stream=True, timeout=timeout, headers={"Accept-Encoding": "identity"}) as r:
                 if r.status_code == 404:
                     raise NotFoundError(f"{url} does not exist (HTTP 404). " + MIRROR_HELP.format(dest_dir=dest.parent))
                 r.raise_for_status()
@@ -68,8 +69,10 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
                         if bar is not None: bar.update(len(chunk))
                     if bar is not None: bar.close()
                     f.flush()
-                    if total is not None and f.tell() != total:
-                        raise DownloadError(f"{url}: got {f.tell()} bytes, expected {total}")
+                    # Content-Length counts the bytes on the wire: compressed ones when the server compressed
+                    got = f.tell() if r.headers.get("content-encoding", "identity") == "identity" else r.raw.tell()
+                    if total is not None and got != total:
+                        raise DownloadError(f"{url}: got {got} bytes, expected {total}")
                     if verify is not None: verify(f.name)
             return dest
         except NotFoundError: raise

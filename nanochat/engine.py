@@ -152,7 +152,10 @@ class Engine:
     def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
         model, c = self.model, self.model.config
         device = model.get_device()
-        dtype = self.dtype or autodetect_dtype(device)
+        # a model stored in low precision (bf16 weights) computes and caches in its own dtype, whatever was asked
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        wdtype = first.dtype if first is not None else torch.float32
+        dtype = wdtype if wdtype != torch.float32 else (self.dtype or autodetect_dtype(device))
         rng = torch.Generator(device=device).manual_seed(seed)
         def last_logits(ids, cache):   # (B, T) → (B, V) fp32: the logits after the last token of each row
             with torch.no_grad(), amp_context(device, dtype): return model(ids, kv_cache=cache)[:, -1, :]

@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/execution.html.md"""
 
 # %% ../nbs/execution.ipynb #35fb8db3
 from __future__ import annotations
-import os, sys, json, math, time, signal, shutil, tempfile, threading, warnings, selectors, subprocess, contextlib
+import os, re, sys, json, math, time, signal, shutil, tempfile, threading, warnings, selectors, subprocess, contextlib
 from dataclasses import dataclass
 from pathlib import Path
 # Only the standard library, on purpose: this file is also the sandbox's bootstrap program, run as
@@ -193,6 +193,8 @@ def _sandbox_main(cfg):
     os._exit(0)
 
 # %% ../nbs/execution.ipynb #2237e988
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")   # "ValueError: …", "KeyboardInterrupt"
+
 class _Capped:
     "Bytes read from a pipe: the first `cap` kept, the last 4 KB kept for the reason line, the rest only counted."
     def __init__(self, cap): self.cap, self.head, self.tail, self.n = cap, bytearray(), bytearray(), 0
@@ -205,9 +207,11 @@ class _Capped:
         if self.n > len(self.head): s += f"\n[... {self.n - len(self.head)} more bytes cut by the sandbox: max_output={self.cap}]\n"
         return s
     def last_line(self) -> str:
-        "The last non-empty line (of a traceback: the exception), at most 300 characters."
+        """The exception line of the last traceback (`SomeError: message`), else the last non-empty line; at most 300
+        characters. Looked for, not just taken last: processes of one program (a fork bomb) interleave their stderr."""
         lines = [l.strip() for l in self.tail.decode("utf-8", "replace").splitlines() if l.strip()]
-        return lines[-1][:300] if lines else ""
+        exc = [l for l in lines if _EXCEPTION_LINE.match(l)]
+        return (exc or lines or [""])[-1][:300]
 
 # %% ../nbs/execution.ipynb #ed1e6faa
 def _sandbox_env(workdir) -> dict:

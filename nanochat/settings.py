@@ -118,6 +118,8 @@ def load_preset(preset: str, overrides: dict | None = None, path=None) -> dict:
         out[key] = PARAMS[key].parse(key, val, f"{path.name} {where}")
     missing = set(PARAMS) - set(out)
     if missing: raise ValueError(f"{path.name} [{preset}] has no value for {', '.join(sorted(missing))} (add it to [DEFAULT] or the preset)")
+    if out["head_dim"] % 2:   # rotary embeddings rotate pairs of channels
+        raise ValueError(f"{path.name} [{preset}] head_dim = {out['head_dim']} must be even (rotary embeddings rotate channel pairs)")
     per_pass = out["device_batch_size"] * out["max_seq_len"]   # tokens of one forward pass (per rank under torchrun)
     if out["total_batch_size"] % per_pass:
         raise ValueError(f"{path.name} [{preset}] total_batch_size = {out['total_batch_size']} must be a multiple of device_batch_size × "

@@ -226,16 +226,18 @@ class Tokenizer:
         if num_merges < 1:
             raise ValueError(f"vocab_size must be > {256 + len(SPECIAL_TOKENS)} (256 bytes + {len(SPECIAL_TOKENS)} specials + merges), got {vocab_size}")
         bar = progress(total=total_chars, unit="char", unit_scale=True, desc="feeding text", disable=not show_progress)
+        chars = 0   # counted here: a disabled progress bar counts nothing
         def fed():
+            nonlocal chars
             for t in iterator:
-                bar.update(len(t)); yield t
+                chars += len(t); bar.update(len(t)); yield t
         t0 = time.time()
         merges = train_merges(fed(), num_merges, engine)
         bar.close()
         if len(merges) < num_merges:
             warnings.warn(f"the training text ran out of pairs after {len(merges)} of {num_merges} merges: vocab_size is "
                           f"{256 + len(merges) + len(SPECIAL_TOKENS)}, not {vocab_size}; train on more text")
-        return cls(merges, meta=dict(engine=engine or engine_name(), train_chars=bar.n, train_seconds=round(time.time() - t0, 2)))
+        return cls(merges, meta=dict(engine=engine or engine_name(), train_chars=chars, train_seconds=round(time.time() - t0, 2)))
 
     def _encoder(self, num_threads=None):
         if num_threads not in self._encoders: self._encoders[num_threads] = make_encoder(self.merges, num_threads=num_threads)
@@ -295,7 +297,11 @@ def load(cls: Tokenizer, directory) -> Tokenizer:
     "Load a tokenizer saved by `save` (`directory` or the json file itself)."
     path = Path(directory); path = path/"tokenizer.json" if path.is_dir() else path
     if not path.exists(): raise FileNotFoundError(f"no tokenizer at {path}")
-    d = load_json(path)
+    way_out = "delete it and run 00_tokenizer again (it trains and saves the tokenizer)"
+    try: d = load_json(path)
+    except ValueError as e: raise ValueError(f"{e}".split(": delete it")[0] + f": {way_out}") from None
+    if not isinstance(d, dict) or not all(k in d for k in ("merges", "special_tokens", "pattern")):
+        raise ValueError(f"{path} is not a whole nanochat tokenizer (keys missing): {way_out}")
     if d.get("format") != TOKENIZER_FORMAT or d.get("version") != TOKENIZER_VERSION:
         raise ValueError(f"{path} is format {d.get('format')!r} version {d.get('version')!r}; this code reads "
                          f"{TOKENIZER_FORMAT!r} version {TOKENIZER_VERSION}")

@@ -73,3 +73,21 @@ def test_reading_a_damaged_shard_names_it(tmp_path):
     bad.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(ValueError, match=r"shard_00000\.parquet is damaged .*delete it"):
         next(ds.iter_batches(shards=[bad]))
+
+
+def test_server_that_compresses(tmp_path, base):
+    "A server answering with Content-Encoding: gzip (asked or not): the file is stored decompressed and complete."
+    import gzip, http.server, threading
+    body = b"".join(b"line %d of a text file\n" % i for i in range(20_000))
+    packed = gzip.compress(body)
+    class Gzipping(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200); self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(packed))); self.end_headers(); self.wfile.write(packed)
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gzipping)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        out = ds.download(f"http://127.0.0.1:{srv.server_port}/f.txt", tmp_path/"f.txt", retries=1, quiet=True)
+        assert out.read_bytes() == body
+    finally: srv.shutdown()

@@ -312,3 +312,20 @@ def test_sample_greedy(tok):
     assert got == reference_greedy(model, tok, PROMPTS, 12)
     assert sample_greedy(model, tok, PROMPTS[:2], max_tokens=12, device="cpu") == got[:2]
     assert "The capital of France is" in PROMPTS
+
+
+@pytest.mark.parametrize("asked", [torch.float32, None])
+def test_low_precision_model_samples_in_its_own_dtype(tok, asked, monkeypatch):
+    "A model stored in bf16 on a CPU: every sampling path (engine, sample_greedy, Chat) follows its dtype, whatever was asked."
+    from nanochat.chat import Chat
+    model = random_gpt(tok.vocab_size).to(torch.bfloat16)
+    seen = []
+    orig = E.KVCache.__init__
+    def spy(self, *a, **kw): seen.append(kw.get("dtype")); orig(self, *a, **kw)
+    monkeypatch.setattr(E.KVCache, "__init__", spy)
+    seqs, _ = Engine(model, tok, dtype=asked).generate_batch(prompt_ids(tok), num_samples=2, max_tokens=6, temperature=1.0)
+    assert len(seqs) == 2 and all(len(s) > len(prompt_ids(tok)) for s in seqs)
+    out = sample_greedy(model, tok, PROMPTS[:2], max_tokens=6)   # its default dtype is float32
+    assert all(o.startswith(p) for o, p in zip(out, PROMPTS[:2]))
+    Chat(model, tok, temperature=0.0, max_tokens=6).reply([{"role": "user", "content": "hi"}])
+    assert set(seen) == {torch.bfloat16}

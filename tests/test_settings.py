@@ -55,3 +55,18 @@ def test_percent_in_a_value_is_one_clear_line(tmp_path):
     with pytest.raises(ValueError, match=r"\[smoke\] device = .*may not contain '%'") as e:
         load_preset("smoke", path=ini)
     assert "\n" not in str(e.value)
+
+
+def test_cross_key_constraint_fails_at_check_in_one_line(tmp_path):
+    "A batch that cannot be made of whole forward passes fails at `check`, naming the keys, before anything runs."
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path/"base")}
+    r = subprocess.run(CLI + ["check", "--preset", "smoke", "--set", "device_batch_size=3"], capture_output=True, text=True,
+                       cwd=REPO, env=env, timeout=60)
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "\n" not in err and "Traceback" not in err, err
+    assert "total_batch_size = 512" in err and "device_batch_size × max_seq_len = 3 × 64 = 192" in err, err
+
+
+def test_odd_head_dim_is_refused():
+    with pytest.raises(ValueError, match="head_dim = 33 must be even"):
+        load_preset("smoke", {"head_dim": 33}, path=REPO/"settings.ini")

@@ -322,3 +322,19 @@ def test_conversations_with_surrogates(engine):
     assert tok.render_conversation(bad) == tok.render_conversation(good)
     assert tok.render_for_completion(bad) == tok.render_for_completion(good)
     assert "😀" in tok.decode(tok.render_for_completion(bad))
+
+
+def test_damaged_tokenizer_file_names_path_and_fix(tmp_path):
+    tok = Tokenizer.train_from_iterator(["hello world"] * 3, 256 + 5 + 9, show_progress=False)
+    path = tok.save(tmp_path/"tokenizer")
+    path.write_text(path.read_text()[:40])   # cut short, as by a crash during a copy
+    with pytest.raises(ValueError, match=r"tokenizer\.json is damaged .*run 00_tokenizer again"):
+        get_tokenizer(tmp_path)
+    path.write_text('{"format": "nanochat-tokenizer"}')   # JSON, but not a whole tokenizer
+    with pytest.raises(ValueError, match=r"not a whole nanochat tokenizer.*run 00_tokenizer again"):
+        get_tokenizer(tmp_path)
+
+
+def test_train_chars_counted_without_progress_bar():
+    tok = Tokenizer.train_from_iterator(["hello world"] * 3, 256 + 5 + 9, show_progress=False)
+    assert tok.meta["train_chars"] == 33
