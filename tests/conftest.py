@@ -51,3 +51,13 @@ def chat_run(mirror, tmp_path_factory):
         if old is None: os.environ.pop("NANOCHAT_BASE_DIR", None)
         else: os.environ["NANOCHAT_BASE_DIR"] = old
     yield P.run_dir
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory):
+    """Where the browser tests save their screenshots: a temp folder, or `$NANOCHAT_SCREENSHOTS` (the README's images are
+    refreshed with `NANOCHAT_SCREENSHOTS=docs/images pytest tests/test_chat_web.py tests/test_chat_widget.py`)."""
+    import os
+    d = Path(os.environ["NANOCHAT_SCREENSHOTS"]).resolve() if os.environ.get("NANOCHAT_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
+    d.mkdir(parents=True, exist_ok=True)
+    return d

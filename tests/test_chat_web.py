@@ -9,7 +9,6 @@ import httpx, pytest
 from nanochat.chat_web import chat_app, make_app, serving
 from nanochat.checkpoint import load_chat_model
 
-REPO = Path(__file__).resolve().parents[1]
 HI = [{"role": "user", "content": "Hi there"}]
 
 class Scripted:
@@ -222,7 +221,7 @@ IDLE = "() => !document.querySelector('#send').disabled"
 
 def texts(page, sel): return page.locator(sel).all_inner_texts()
 
-def test_page_streams_edits_regenerates_stops(smoke, browser):
+def test_page_streams_edits_regenerates_stops(smoke, browser, screenshot_dir):
     model, tok = smoke
     from nanochat.chat import Chat
     greedy = Chat(model, tok, temperature=0)
@@ -262,8 +261,7 @@ def test_page_streams_edits_regenerates_stops(smoke, browser):
         assert len(partial) < len(r3.strip()), (partial, r3)
         wait_for(lambda: stats(base)["busy"] == 0, "the stopped reply's worker to be freed")
         assert stats(base)["abandoned"] == 1
-        (REPO/"docs/images").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(REPO/"docs/images/chat_web.png"))   # for the README
+        page.screenshot(path=str(screenshot_dir/"chat_web.png"))   # the README's picture (see conftest.screenshot_dir)
         page.click("#new")
         assert page.locator(".msg").count() == 0
         page.close()

@@ -1,7 +1,7 @@
 """The chat cell in a real JupyterLab and a real (headless) Chromium: chapter 05 is opened, its cells are run up to the
 widget, a message is typed, the reply is seen growing token by token (updates sent from the generation thread reach
 the browser: the ipykernel pin in pyproject.toml), Stop is pressed, and the widget answers again. Saves a screenshot to
-docs/images/chat_widget.png. Also the widget's logic in-process against the fixture's model."""
+`screenshot_dir` (docs/images/chat_widget.png with NANOCHAT_SCREENSHOTS=docs/images). Also the widget's logic in-process against the fixture's model."""
 import os, secrets, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 import requests
@@ -68,7 +68,7 @@ OBSERVE = """() => {
     if (live) window.__lens.push(live.textContent.length); }).observe(box, {subtree: true, childList: true, characterData: true});
 }"""
 
-def test_widget_in_jupyterlab(chat_run, tmp_path):
+def test_widget_in_jupyterlab(chat_run, tmp_path, screenshot_dir):
     from playwright.sync_api import sync_playwright
     root = tmp_path/"lab"; root.mkdir()
     shutil.copy(REPO/"nbs"/"05_chat.ipynb", root/"05_chat.ipynb")
@@ -133,13 +133,12 @@ def test_widget_in_jupyterlab(chat_run, tmp_path):
                                        "return !t.includes(\"stopped\") && (t.includes(\"tokens/s\") || t.includes(\"error\")); }", timeout=60_000)
                 assert "error" not in status.inner_text(), status.inner_text()
                 assert page.locator(".nanochat-assistant").count() > n_replies, (n_replies, page.locator(".nanochat-log-box").inner_text())
-                (REPO/"docs"/"images").mkdir(parents=True, exist_ok=True)
                 page.add_style_tag(content=".Toastify { display: none !important; }")   # JupyterLab's news prompt, not ours
-                page.locator(".nanochat-chat").screenshot(path=str(REPO/"docs"/"images"/"chat_widget.png"))
+                page.locator(".nanochat-chat").screenshot(path=str(screenshot_dir/"chat_widget.png"))
             finally: ctx.close()
     finally:
         os.killpg(lab.pid, signal.SIGTERM)   # the server shuts its kernels down on SIGTERM
         try: lab.wait(20)
         except subprocess.TimeoutExpired: os.killpg(lab.pid, signal.SIGKILL); lab.wait(10)
         log.close()
-    assert (REPO/"docs"/"images"/"chat_widget.png").stat().st_size > 5000
+    assert (screenshot_dir/"chat_widget.png").stat().st_size > 5000
