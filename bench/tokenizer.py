@@ -29,7 +29,7 @@ def best_time(fn, repeat):
 def load_texts(chars, encode_chars):
     "Training texts (first `chars` characters of the train split) and held-out texts (first `encode_chars` of val)."
     from nanochat.dataset import download_shards, iter_texts
-    download_shards(max(2, math.ceil(chars / 20_000_000) + 1))  # mirror shards hold ~25M characters each
+    download_shards(max(1, math.ceil(chars / 20_000_000)))  # training shards (mirror shards hold ~25M characters each), + validation
     return list(iter_texts("train", chars)), list(iter_texts("val", encode_chars))
 
 

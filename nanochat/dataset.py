@@ -127,10 +127,10 @@ def check_parquet(path):
     pq.ParquetFile(path).metadata
 
 def download_shards(num_shards: int, workers: int = 4, retries: int = 5) -> list[Path]:
-    "Download shards 0..num_shards-1 in parallel (resuming a partial set); return their paths."
-    if not 2 <= num_shards <= MAX_SHARD + 1:
-        raise ValueError(f"num_shards must be between 2 (one train + one validation) and {MAX_SHARD + 1}, got {num_shards}")
-    paths = [data_dir()/shard_name(i) for i in range(num_shards)]
+    "Download training shards 0..num_shards-1 and the pinned validation shard, in parallel (resuming); return their paths."
+    if not 1 <= num_shards <= MAX_SHARD:
+        raise ValueError(f"num_shards (training shards) must be between 1 and {MAX_SHARD}, got {num_shards}")
+    paths = [data_dir()/shard_name(i) for i in range(num_shards)] + [data_dir()/shard_name(MAX_SHARD)]
     # every shard goes through `download`, present or not: a present one is checked (its footer read) before it is trusted
     with ThreadPoolExecutor(max_workers=workers) as ex:
         futs = [ex.submit(download, hf_dataset_url(FINEWEB_REPO, p.name), p, retries=retries, verify=check_parquet, quiet=True) for p in paths]
@@ -142,11 +142,12 @@ def list_shards() -> list[Path]:
     return sorted(data_dir().glob("shard_*.parquet"))
 
 def split_shards(split: str) -> list[Path]:
-    "Training shards (all but the last local one) or the validation shard (the last)."
+    "The local training shards (every one but the pinned validation shard), or the validation shard `shard_01822`."
     if split not in ("train", "val"): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    shards = list_shards()
-    if len(shards) < 2: raise FileNotFoundError(f"need at least 2 shards in {data_dir()}, found {len(shards)}: call download_shards(n) first")
-    return shards[:-1] if split == "train" else shards[-1:]
+    val = data_dir()/shard_name(MAX_SHARD)
+    shards = [p for p in list_shards() if p != val] if split == "train" else [val] if val.exists() else []
+    if not shards: raise FileNotFoundError(f"no {split} shard in {data_dir()}: call download_shards(n) first (chapter 00 does)")
+    return shards
 
 def iter_batches(split: str = "train", start=(0, 0), shards=None):
     "Yield `(texts, (shard_index, row_group))` row group by row group, starting from `start` — the resume position."

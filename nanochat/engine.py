@@ -218,7 +218,7 @@ def sample_greedy(model, tokenizer, prompts, max_tokens: int = 16, device=None, 
     engine, bos, out = Engine(model, tokenizer, dtype=dtype), tokenizer.get_bos_token_id(), []
     with eval_mode(model):
         for prompt in prompts:
-            ids = tokenizer.encode(prompt, prepend=bos)
+            ids = tokenizer.encode(prompt, prepend=bos)[-(model.config.sequence_len - 1):]   # a long prompt keeps its end
             seqs, _ = engine.generate_batch(ids, max_tokens=max_tokens, temperature=0.0)
             out.append(prompt + tokenizer.decode(seqs[0][len(ids):]))
     return out

@@ -61,7 +61,7 @@ PARAMS = dict(
     device=Param(ALL, str, choices=DEVICES),
     dtype=Param(ALL, str, choices=DTYPES),
     seed=Param(ALL, int, 0, 2**31 - 1),
-    num_shards=Param(TOK + PRE, int, 2, 1823),
+    num_shards=Param(TOK + PRE, int, 1, 1822),
     vocab_size=Param(TOK, int, 512, 131072),
     tokenizer_max_chars=Param(TOK, int, 100_000, None),
     depth=Param(MODEL, int, 1, 64),

@@ -5,8 +5,8 @@ import pyarrow.parquet as pq
 from nanochat import dataset as ds
 
 def test_shards_download_and_iterate(mirror, base):
-    paths = ds.download_shards(2)
-    assert [p.name for p in paths] == ["shard_00000.parquet", "shard_00001.parquet"]
+    paths = ds.download_shards(1)
+    assert [p.name for p in paths] == ["shard_00000.parquet", "shard_01822.parquet"]   # training, then the pinned validation
     assert all(pq.ParquetFile(p).metadata.num_rows > 0 for p in paths)
     assert not list(ds.data_dir().glob("*.tmp")) and not list(ds.data_dir().glob(".*"))
     assert ds.split_shards("train") == paths[:1] and ds.split_shards("val") == paths[1:]
@@ -23,7 +23,8 @@ def test_resume_partial_set(mirror, base, mirror_dir):
     mtime = (ds.data_dir()/"shard_00000.parquet").stat().st_mtime_ns
     ds.download_shards(3)   # fetches only what is missing
     assert (ds.data_dir()/"shard_00000.parquet").stat().st_mtime_ns == mtime
-    assert sorted(p.name for p in ds.list_shards()) == [f"shard_0000{i}.parquet" for i in range(3)]
+    assert sorted(p.name for p in ds.list_shards()) == [f"shard_0000{i}.parquet" for i in range(3)] + ["shard_01822.parquet"]
+    assert ds.split_shards("val") == [ds.data_dir()/"shard_01822.parquet"] and len(ds.split_shards("train")) == 3
 
 def test_truncated_file_never_survives(tmp_path, base, mirror_dir):
     # a mirror whose shard is cut short: the parquet footer check fails, and nothing is left behind as if complete
@@ -46,16 +47,17 @@ def test_unreachable_host_says_how_to_use_a_mirror(base, monkeypatch):
     assert "127.0.0.1:9" in str(e.value) and "NANOCHAT_MIRROR" in str(e.value) and "HF_ENDPOINT" in str(e.value)
 
 def test_bad_num_shards(base):
-    with pytest.raises(ValueError, match="num_shards .* got 1"): ds.download_shards(1)
+    with pytest.raises(ValueError, match="num_shards .* got 0"): ds.download_shards(0)
+    with pytest.raises(ValueError, match="num_shards .* got 1823"): ds.download_shards(1823)
 
 
 def test_damaged_shard_on_disk_is_fetched_again(mirror, base):
     "A shard copied by hand and cut short is checked before it is trusted, and downloaded again."
-    ds.download_shards(2)
+    ds.download_shards(1)
     p = ds.data_dir()/"shard_00000.parquet"
     good = p.read_bytes()
     p.write_bytes(good[: len(good) // 3])
-    ds.download_shards(2)
+    ds.download_shards(1)
     assert p.read_bytes() == good
 
 

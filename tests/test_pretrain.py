@@ -15,6 +15,8 @@ class ByteTokenizer:
     "Bytes are tokens 0–255; <|bos|> is 256; 257 pads the vocabulary. The API of nanochat.tokenizer.Tokenizer."
     vocab_size = 258
     def get_bos_token_id(self): return 256
+    # the chat specials the sampling engine looks up: none of them occurs in this data, so all share the unused id 257
+    def encode_special(self, name): return 256 if name == "<|bos|>" else 257
     def _one(self, text, prepend): return ([prepend] if prepend is not None else []) + list(text.encode("utf-8"))
     def encode(self, text, prepend=None, append=None, num_threads=None):
         return self._one(text, prepend) if isinstance(text, str) else [self._one(t, prepend) for t in text]
@@ -34,7 +36,8 @@ def write_shards(folder, n_shards=3, row_groups=4, docs_per_group=20, seed=0):
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(n_shards):
         texts = [make_doc(rng) for _ in range(row_groups * docs_per_group)]
-        pq.write_table(pa.table({"text": texts}), folder/f"shard_{s:05d}.parquet", row_group_size=docs_per_group)
+        name = f"shard_{s:05d}.parquet" if s < n_shards - 1 else "shard_01822.parquet"   # the pinned validation shard
+        pq.write_table(pa.table({"text": texts}), folder/name, row_group_size=docs_per_group)
         docs.append(texts)
     return docs
 
