@@ -159,8 +159,8 @@ def matmul_flops(device, dtype=None, n: int = 1024, seconds: float = 0.3) -> flo
     sync()
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
-def peak_flops(device) -> float:
-    "What MFU is measured against, in FLOP/s: the bf16 dense datasheet peak on known GPUs, a measured fp32 matmul on CPUs."
+def peak_flops(device, dtype=None) -> float:
+    "What MFU is measured against, in FLOP/s: the bf16 dense datasheet peak on known GPUs, a measured matmul in `dtype` (default fp32) on CPUs."
     import torch
     device = torch.device(device)
     if device.type == "cuda":
@@ -168,4 +168,4 @@ def peak_flops(device) -> float:
         for key, f in (("H100", 989e12), ("H200", 989e12), ("A100", 312e12), ("B200", 2250e12)):
             if key in name: return f
         return matmul_flops(device, torch.bfloat16, n=4096)
-    return matmul_flops(device, torch.float32, n=1024)
+    return matmul_flops(device, dtype or torch.float32, n=1024)

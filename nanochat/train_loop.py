@@ -107,7 +107,7 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
                          f"= {B} × {T} × {world} = {tokens_per_fwd}")
     grad_accum = total_batch_size // tokens_per_fwd
 
-    threads, peak = torch.get_num_threads(), peak_flops(device)   # MFU is measured against all cores
+    threads, peak = torch.get_num_threads(), peak_flops(device, dtype)   # MFU is measured against all cores
     if device.type == "cpu" and not ddp and config.n_embd < 256:
         # matrices this narrow do not split profitably across cores, and on a busy machine the threads wait for each
         # other: one thread is faster (bench/train.py: smoke model 1 vs 2 threads)
@@ -153,7 +153,7 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
                     bpb = evaluate_bpb(model, val_batches, token_bytes, device, dtype)
                     eval_s = time.time() - t_eval
                     # a CPU shared with other work measures a low peak at times: keep the best measurement (MFU ≤ 100%)
-                    if device.type == "cpu" and step > 0: peak = max(peak, peak_flops(device))
+                    if device.type == "cpu" and step > 0: peak = max(peak, peak_flops(device, dtype))
                     history["val"].append((step, bpb))
                     if master:
                         samples = sample(model) if sample is not None else []
