@@ -39,7 +39,7 @@ class Chat:
         self.model, self.tokenizer, self.engine = model, tokenizer, Engine(model, tokenizer, dtype=dtype)
         self.temperature, self.top_k, self.max_tokens = temperature, top_k, max_tokens
         S = tokenizer.encode_special
-        self.shown = {S("<|python_start|>"): " ⟦", S("<|python_end|>"): "⟧", S("<|output_start|>"): " = ", S("<|output_end|>"): " "}
+        self.shown = {S("<|python_start|>"): "⟦", S("<|python_end|>"): "⟧", S("<|output_start|>"): " = ", S("<|output_end|>"): " "}
         self.usage = dict(prompt_tokens=0, completion_tokens=0)   # of the latest reply
         self.dropped = 0                                          # messages dropped to fit the latest reply
 

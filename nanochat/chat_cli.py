@@ -55,6 +55,8 @@ def say(chat: Chat, messages: list[dict], out=None, note=None, seed: int | None 
             text.append(piece); print(piece, end="", file=out, flush=True)
     except ContextError as e:
         print(f"error: {e}; write a shorter message", file=note, flush=True); return None
+    except ValueError as e:   # a malformed conversation, e.g. an empty message (check_conversation names it)
+        print(f"error: {e}", file=note, flush=True); return None
     except KeyboardInterrupt:
         stream.close(); print(file=out, flush=True); print("[stopped]", file=note, flush=True)
         return "".join(text)

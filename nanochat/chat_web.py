@@ -213,12 +213,20 @@ def _json_error(e: ApiError):
     from fastapi.responses import JSONResponse
     return JSONResponse(e.body(), status_code=e.status)
 
+class _ClientGone(Exception): "The client disconnected before its request was read: nobody to answer."
+
 async def _read_body(request) -> bytes:
-    "The body, refusing (400) once it passes the limit instead of reading an endless upload into memory."
+    """The body, refusing (400) a declared or actual size past the limit before reading an endless upload into memory;
+    `_ClientGone` if the client leaves mid-upload."""
+    from starlette.requests import ClientDisconnect
+    too_big = ApiError(f"the request body is over {LIMITS['body_bytes']:,} bytes", None, "body_too_large")
+    if int(request.headers.get("content-length") or 0) > LIMITS["body_bytes"]: raise too_big   # refused without waiting for it
     chunks, n = [], 0
-    async for chunk in request.stream():
-        n += len(chunk); chunks.append(chunk)
-        if n > LIMITS["body_bytes"]: raise ApiError(f"the request body is over {LIMITS['body_bytes']:,} bytes", None, "body_too_large")
+    try:
+        async for chunk in request.stream():
+            n += len(chunk); chunks.append(chunk)
+            if n > LIMITS["body_bytes"]: raise too_big
+    except ClientDisconnect: raise _ClientGone() from None
     return b"".join(chunks)
 
 async def _until_disconnect(request, job: Reply, workers: Workers):
@@ -293,6 +301,7 @@ def make_app(chats: list, name: str = "nanochat", queue: int = 8, temperature: f
         workers.count("requests")
         try: args = parse_request(await _read_body(request), temperature, top_k, max_tokens)
         except ApiError as e: workers.count("invalid"); return _json_error(e)
+        except _ClientGone: workers.count("abandoned"); return Response(status_code=400)   # nobody reads it
         job = Reply(asyncio.get_running_loop(), **args)
         if not workers.submit(job):
             workers.count("rejected")

@@ -38,6 +38,8 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
     t0 = time.time()
     overrides = overrides or {}
     settings = load_preset(preset, overrides)   # fail fast: before any download or training (or papermill's 3 s import)
+    unknown = [c for c in chapters or () if c not in CHAPTERS]
+    if unknown: raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; chapters: {', '.join(CHAPTERS)}")
     import papermill as pm
     chapters = [c for c in (chapters or CHAPTERS) if (nbs_dir()/f"{c}.ipynb").exists()]
     run_dir = default_run_dir(preset)

@@ -32,10 +32,13 @@ def chat_val_batches(tokenizer, B: int, T: int, eval_tokens: int, rank: int = 0,
     return eval_batches(tokenizer, B, T, eval_tokens, rank=rank, world_size=world_size, conversations=SmolTalk(split="test"))
 
 def epoch_steps(tokenizer, conversations, T: int, total_batch_size: int, sample: int = 200) -> int:
-    "Optimizer steps for one epoch of `conversations`, estimated from the rendered length of an evenly spaced sample."
+    """Optimizer steps for one epoch of `conversations`: the real tokens of an evenly spaced sample, as the loader cuts
+    them, scaled to the whole, divided by the row space one step fills at the utilization packing reaches on them."""
+    loader = ConversationLoader(tokenizer, conversations, B=1, T=T)
     idx = range(0, len(conversations), max(1, len(conversations) // sample))
-    mean = sum(min(len(tokenizer.render_conversation(conversations[i], max_tokens=T + 1)[0]), T + 1) for i in idx) / len(idx)
-    return max(1, math.ceil(len(conversations) * mean / 0.95 / total_batch_size))   # packing leaves ~5% padding
+    real = sum(len(loader.render(i)[0]) for i in idx) / len(idx) * len(conversations)
+    for _ in range(min(64, len(idx))): next(loader)   # pack a few rows to measure the utilization
+    return max(1, math.ceil(real / loader.utilization / total_batch_size))
 
 def chat_train(P, mixture, init: str, stage: str, num_iterations: int, time_budget: float, lr_scale: float,
                warmdown_ratio: float = 0.2, tokenizer=None, restart: bool = False, stop_after: int | None = None,

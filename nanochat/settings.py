@@ -33,7 +33,8 @@ class Param:
 
     def allowed(self) -> str:
         if self.choices: return "one of " + ", ".join(map(str, self.choices))
-        rng = f"{self.type.__name__} from {self.lo:g}" + (f" to {self.hi:g}" if self.hi is not None else " up")
+        num = lambda x: f"{x:,}" if self.type is int else f"{x:g}"   # 2,147,483,647, not 2.14748e+09
+        rng = f"{self.type.__name__} from {num(self.lo)}" + (f" to {num(self.hi)}" if self.hi is not None else " up")
         return rng + "".join(f" or {a}" for a in self.also)
 
     def parse(self, key: str, raw: str, where: str):

@@ -158,6 +158,26 @@ def test_health_during_reply_and_disconnect_frees_worker():
         s = stats(base)
         assert s["abandoned"] == 1 and s["tokens_generated"] < 4000
 
+def test_client_leaving_mid_upload_is_abandoned_not_an_error():
+    import socket
+    with serving(slow_app()) as base:
+        host, port = base.split("//")[1].split(":")
+        # a huge declared body is refused at once, before any of it is read
+        with socket.create_connection((host, int(port))) as sk:
+            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 999999999999\r\n\r\n{}")
+            sk.settimeout(10); reply = b""
+            while b"body_too_large" not in reply and (chunk := sk.recv(4096)): reply += chunk   # headers, then the body
+        assert reply.startswith(b"HTTP/1.1 400") and b"body_too_large" in reply, reply
+        # a client that declares a plausible body, sends part of it and leaves: counted as abandoned, not as an error
+        with socket.create_connection((host, int(port))) as sk:
+            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: 5000\r\n\r\n{\"messages\": ")
+            time.sleep(0.3)
+        wait_for(lambda: stats(base)["abandoned"] == 1, "the half-uploaded request to be counted as abandoned", timeout=15)
+        assert stats(base)["errors"] == 0
+
+
 # --- a load test ---------------------------------------------------------------------------------------------------------
 
 def test_load(smoke):

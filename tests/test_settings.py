@@ -70,3 +70,15 @@ def test_cross_key_constraint_fails_at_check_in_one_line(tmp_path):
 def test_odd_head_dim_is_refused():
     with pytest.raises(ValueError, match="head_dim = 33 must be even"):
         load_preset("smoke", {"head_dim": 33}, path=REPO/"settings.ini")
+
+
+def test_unknown_chapter_is_an_error_not_a_success(tmp_path):
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path/"base")}
+    r = subprocess.run(CLI + ["run", "--preset", "smoke", "--only", "99_nope"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    assert r.returncode != 0 and "unknown chapter(s) 99_nope; chapters: 00_tokenizer" in r.stderr, r.stderr
+    assert not (tmp_path/"report.md").exists()   # an existing report is never overwritten by a run that did nothing
+
+
+def test_ranges_print_as_integers():
+    with pytest.raises(ValueError, match="allowed: int from 0 to 2,147,483,647"):
+        load_preset("smoke", {"seed": -1}, path=REPO/"settings.ini")
