@@ -77,8 +77,13 @@ def load_core_tasks(bundle=None) -> list[CoreTask]:
     return tasks
 
 def load_task_data(task: CoreTask) -> list[dict]:
-    "The examples of `task`, one dict per line of its jsonl."
-    with open(task.path, encoding="utf-8") as f: return [json.loads(line) for line in f if line.strip()]
+    "The examples of `task`, one dict per line of its jsonl; a damaged file raises ValueError naming it and the fix."
+    with open(task.path, encoding="utf-8", errors="strict") as f:
+        try: return [json.loads(line) for line in f if line.strip()]
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            bundle = next((p for p in task.path.parents if p.name == "eval_bundle"), task.path.parent)
+            raise ValueError(f"{task.path} is damaged ({type(e).__name__}: {str(e)[:120]}): delete {bundle} and run "
+                             f"again (the eval bundle is extracted anew)") from None
 
 # %% ../nbs/core_eval.ipynb #3814f017
 def centered(accuracy: float, baseline: float) -> float:

@@ -228,6 +228,13 @@ def test_load_core_tasks_reads_yaml_and_baselines(tmp_path):
     with pytest.raises(ValueError, match="'generation'"): ce.load_core_tasks(b)
 
 
+
+def test_damaged_task_file_names_it_and_the_fix(tmp_path):
+    b = make_bundle(tmp_path)
+    (b/"eval_data"/"cat"/"mc.jsonl").write_text('{"query": "cut sho')   # a copy interrupted mid-file
+    task = next(t for t in ce.load_core_tasks(b) if t.label == "mc")
+    with pytest.raises(ValueError, match=r"mc\.jsonl is damaged .*delete .*eval_bundle and run again"): ce.load_task_data(task)
+
 def test_evaluate_core_end_to_end(tmp_path):
     bundle = make_bundle(tmp_path)
     # an oracle that knows every gold answer: accuracy 1 everywhere, CORE 1, and the missing task skipped with a warning
