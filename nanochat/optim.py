@@ -74,7 +74,7 @@ def make_optimizers(model, matrix_lr: float = 0.02, embedding_lr: float = 0.2, u
 def lr_multiplier(progress: float, warmup_ratio: float = 0.0, warmdown_ratio: float = 0.2, final_lr_frac: float = 0.0) -> float:
     "Learning-rate multiplier at `progress` ∈ [0, 1]: linear warmup, constant, linear warmdown to `final_lr_frac`."
     if warmup_ratio > 0 and progress < warmup_ratio: return (progress + 1e-9) / warmup_ratio
-    if progress <= 1 - warmdown_ratio: return 1.0
+    if progress <= 1 - warmdown_ratio or warmdown_ratio == 0: return 1.0   # (0: no warmdown at all)
     frac = max(0.0, (1 - progress) / warmdown_ratio)   # 1 → 0 across the warmdown
     return final_lr_frac + (1 - final_lr_frac) * frac
 

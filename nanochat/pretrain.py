@@ -43,8 +43,8 @@ def pretrain(P, tokenizer=None, restart: bool = False, stop_after: int | None = 
                 val_batches=eval_batches(tokenizer, B, T, P.eval_tokens, "val", rank, world), token_bytes=tokenizer.token_bytes,
                 device=device, dtype=dtype, total_batch_size=P.total_batch_size, num_iterations=num_iterations,
                 time_budget=P.time_budget, eval_every=P.eval_every, checkpoint_every=P.checkpoint_every,
-                settings={k: v for k, v in P.items() if k != "run_dir"},
-                sample=lambda m: sample_greedy(m, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype),
+                settings={k: v for k, v in P.items() if k != "run_dir"}, warmdown_ratio=P.warmdown_ratio,
+                final_lr_frac=P.final_lr_frac, sample=lambda m: sample_greedy(m, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype),
                 name="pretrain", restart=restart, stop_after=stop_after, on_eval=on_eval, quiet=quiet)
     return res | dict(config=config, tokenizer=tokenizer)
 

@@ -74,6 +74,8 @@ PARAMS = dict(
     num_iterations=Param(PRE, int, 1, None, also=(-1,)),
     target_param_data_ratio=Param(PRE, float, 0.1, 100),
     time_budget=Param(PRE, float, 10, 604800),
+    warmdown_ratio=Param(PRE, float, 0, 1),
+    final_lr_frac=Param(PRE, float, 0, 1),
     eval_every=Param(TRAIN, int, 1, 100000),
     eval_tokens=Param(TRAIN, int, 1024, 100_000_000),
     checkpoint_every=Param(TRAIN, int, 1, 100000),
