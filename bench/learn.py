@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/learn.py --minutes 10                                   # the quickstart preset as it is
     .venv/bin/python bench/learn.py --minutes 10 --set max_seq_len=512 total_batch_size=8192 --label "nanochat's CPU config"
+    .venv/bin/python bench/learn.py --set vocab_size=65536 max_seq_len=1024 device_batch_size=1 total_batch_size=1024 \
+        num_iterations=50 --label "the replaced quickstart"         # a step count instead of the clock: it stops at 50
 
 Prints one row per run: the configuration, optimizer steps, tokens, tokens/s, the model FLOP/s as a fraction of a 1024²
 matmul in the training dtype measured in the same process just before (the practical CPU ceiling), and validation bits per byte on the
@@ -34,15 +36,18 @@ def main():
 
     overrides = parse_overrides(a.set)
     root = base_dir()/"bench"/"learn"
-    tok_dir = root/f"tokenizer_{a.preset}"
-    T0 = chapter_setup("00_tokenizer", a.preset, tok_dir, {k: v for k, v in overrides.items() if k in ("vocab_size", "tokenizer_max_chars", "num_shards")})
+    tok_over = {k: v for k, v in overrides.items() if k in ("vocab_size", "tokenizer_max_chars", "num_shards")}
+    T0 = chapter_setup("00_tokenizer", a.preset, root/"tmp", tok_over)
+    # one tokenizer per (preset, vocabulary, training text), trained once and shared by the candidates that agree on them
+    tok_dir = root/f"tokenizer_{a.preset}_{T0.vocab_size}_{T0.tokenizer_max_chars}_{T0.num_shards}"
+    T0 = chapter_setup("00_tokenizer", a.preset, tok_dir, tok_over)
     download_shards(T0.num_shards)
-    if not (tok_dir/"tokenizer"/"tokenizer.json").exists():   # the preset's tokenizer, trained once and shared by all candidates
+    if not (tok_dir/"tokenizer"/"tokenizer.json").exists():
         Tokenizer.train_from_iterator(iter_texts("train", T0.tokenizer_max_chars), T0.vocab_size, show_progress=False).save(tok_dir/"tokenizer")
     tokenizer = get_tokenizer(tok_dir)
     run_dir = root/"run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    overrides |= dict(time_budget=a.minutes * 60, num_iterations=-1, target_param_data_ratio=100, eval_every=10**5, checkpoint_every=10**5)
+    overrides = dict(num_iterations=-1) | overrides | dict(time_budget=a.minutes * 60, target_param_data_ratio=100, eval_every=10**5, checkpoint_every=10**5)
     P = chapter_setup("02_pretrain", a.preset, run_dir, overrides)
     peak = matmul_flops(torch.device("cpu"), autodetect_dtype(torch.device("cpu"), P.dtype), n=1024, seconds=1.0)
     t0 = time.time()

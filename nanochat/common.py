@@ -12,9 +12,9 @@ from pathlib import Path
 # and that check must answer in a second, not after torch's two-second import
 
 # %% auto #0
-__all__ = ['DEVICES', 'DTYPES', 'base_dir', 'atomic_write', 'save_json', 'load_json', 'cpu_has_bf16', 'autodetect_device',
-           'autodetect_dtype', 'seed_everything', 'get_logger', 'is_headless', 'progress', 'eval_mode', 'dist_info',
-           'dist_setup', 'matmul_flops', 'peak_flops']
+__all__ = ['DEVICES', 'DTYPES', 'DOWNLOAD_LOG', 'base_dir', 'atomic_write', 'save_json', 'load_json', 'cpu_has_bf16',
+           'autodetect_device', 'autodetect_dtype', 'seed_everything', 'get_logger', 'is_headless', 'progress',
+           'eval_mode', 'dist_info', 'dist_setup', 'matmul_flops', 'peak_flops']
 
 # %% ../nbs/common.ipynb #064b979a
 def base_dir() -> Path:
@@ -104,6 +104,8 @@ def get_logger(name="nanochat") -> logging.Logger:
         h.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
         log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
     return log
+
+DOWNLOAD_LOG = "NANOCHAT_DOWNLOAD_LOG"   # the course runner points it at <run>/downloads.jsonl: a line per fetched file
 
 def is_headless() -> bool: return os.environ.get("NANOCHAT_HEADLESS") == "1"
 

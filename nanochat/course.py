@@ -9,7 +9,7 @@ Docs: https://nanochat-course.github.io/nanochat/course.html.md"""
 from __future__ import annotations
 import os, sys, time, shutil, argparse, datetime, contextlib
 from pathlib import Path
-from .common import save_json, load_json
+from .common import save_json, load_json, DOWNLOAD_LOG
 from .settings import load_preset, parse_overrides, default_run_dir, repo_root
 from .report import build_report
 
@@ -53,6 +53,7 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
     state.setdefault("completed", {})
     save_json(state, run_dir/"state.json")
     os.environ["NANOCHAT_HEADLESS"] = "1"
+    os.environ[DOWNLOAD_LOG] = str(run_dir/"downloads.jsonl")   # the chapters' kernels log each fetched file: the report shows network time apart
     print(f"nanochat course, preset [{preset}] → {run_dir}", flush=True)
     with (contextlib.nullcontext() if mirror is None else _mirror(mirror)):
         for i, nb in enumerate(chapters, 1):
@@ -77,7 +78,8 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
                     build_report(run_dir, Path(report_to)/"report.md")
                     raise SystemExit(f"\n✗ {nb} stopped: {type(e).__name__}: {e}\nLog: {log_path}. If it ran out of memory, lower "
                                      f"device_batch_size in settings.ini; re-run the same command to continue.")
-            state["completed"][nb] = dict(seconds=time.time() - t, finished=datetime.datetime.now().isoformat(timespec="seconds"))
+            state["completed"][nb] = dict(seconds=time.time() - t, start=t, end=time.time(),
+                                          finished=datetime.datetime.now().isoformat(timespec="seconds"))
             save_json(state, run_dir/"state.json")
             print(f"[{i}/{len(chapters)}] {nb}: done in {time.time() - t:.0f}s", flush=True)
     report = build_report(run_dir, Path(report_to)/"report.md")

@@ -7,12 +7,12 @@ Docs: https://nanochat-course.github.io/nanochat/dataset.html.md"""
 
 # %% ../nbs/dataset.ipynb #223d7467
 from __future__ import annotations
-import os, time, random, threading, functools, contextlib, http.server
+import os, json, time, random, threading, functools, contextlib, http.server
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor, as_completed
 import requests
 import pyarrow.parquet as pq
-from .common import base_dir, atomic_write, get_logger, progress
+from .common import base_dir, atomic_write, get_logger, progress, DOWNLOAD_LOG
 
 # %% auto #0
 __all__ = ['HF_HOST', 'MIRROR_HELP', 'FINEWEB_REPO', 'MAX_SHARD', 'remote_url', 'hf_dataset_url', 'DownloadError',
@@ -42,6 +42,12 @@ MIRROR_HELP = ("Offline or behind a firewall? Serve a mirror folder laid out as 
                "HF_ENDPOINT=http://127.0.0.1:8765/huggingface.co` (or `nanochat-course run --mirror MIRROR`), "
                "or copy the files by hand into {dest_dir}.")
 
+def _log_download(url: str, nbytes: int, t_start: float):
+    "Append one fetched file (url, bytes, start and end time) to `$NANOCHAT_DOWNLOAD_LOG`, so the report can show time on the network apart from compute."
+    if not (path := os.environ.get(DOWNLOAD_LOG)): return
+    line = json.dumps(dict(url=url, bytes=nbytes, start=t_start, end=time.time())) + "\n"
+    with open(path, "a") as f: f.write(line)   # one short append per file: whole lines even from parallel workers
+
 def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None, quiet=False) -> Path:
     """Download `url` to `dest` atomically, with retries and backoff. `verify(path)` may raise: it checks the download
     before it is renamed into place, and a file already at `dest` before it is trusted (a damaged one is fetched again)."""
@@ -54,6 +60,7 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
             damaged = f"{dest} was damaged ({type(e).__name__}: {str(e)[:120]}) and was deleted. "
             log.warning(damaged + "Downloading it again.")
             dest.unlink()
+    t_start = time.time()
     for attempt in range(1, retries + 1):
         try:
             # identity: we store the file as served; a server that compresses anyway is handled below
@@ -74,6 +81,7 @@ def download(url: str, dest, retries: int = 5, timeout: float = 30, verify=None,
                     if total is not None and got != total:
                         raise DownloadError(f"{url}: got {got} bytes, expected {total}")
                     if verify is not None: verify(f.name)
+            _log_download(url, got, t_start)
             return dest
         except NotFoundError: raise
         except (DownloadError, requests.RequestException, OSError, ValueError) as e:

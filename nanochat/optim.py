@@ -12,7 +12,7 @@ import torch.distributed as dist
 from .common import dist_info
 
 # %% auto #0
-__all__ = ['newton_schulz', 'Muon', 'make_optimizers', 'lr_multiplier', 'muon_momentum']
+__all__ = ['newton_schulz', 'Muon', 'make_optimizers', 'lr_multiplier', 'batch_lr_scale', 'muon_momentum']
 
 # %% ../nbs/optim.ipynb #59065cb4
 @torch.no_grad()
@@ -77,6 +77,15 @@ def lr_multiplier(progress: float, warmup_ratio: float = 0.0, warmdown_ratio: fl
     if progress <= 1 - warmdown_ratio or warmdown_ratio == 0: return 1.0   # (0: no warmdown at all)
     frac = max(0.0, (1 - progress) / warmdown_ratio)   # 1 → 0 across the warmdown
     return final_lr_frac + (1 - final_lr_frac) * frac
+
+def batch_lr_scale(total_batch_size: int, ref_batch_size: int = 2**19) -> float:
+    """Learning-rate multiplier for a batch of `total_batch_size` tokens when the rates were tuned at `ref_batch_size`:
+    √(B / B_ref), the square-root rule for adaptive optimizers (Malladi et al. 2022, "On the SDEs and Scaling Rules for
+    Adaptive Gradient Algorithms"; upstream nanochat's `scripts/base_train.py` applies it with B_ref = 2¹⁹).
+    Raises `ValueError` for a non-positive size."""
+    if total_batch_size <= 0 or ref_batch_size <= 0:
+        raise ValueError(f"batch sizes must be positive, got total_batch_size={total_batch_size}, ref_batch_size={ref_batch_size}")
+    return (total_batch_size / ref_batch_size) ** 0.5
 
 def muon_momentum(step: int) -> float:
     "Muon's momentum: 0.85 → 0.95 over the first 300 steps (less momentum while the gradients change fast)."

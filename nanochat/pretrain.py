@@ -16,6 +16,7 @@ from .dataloader import DataLoader
 from .loss_eval import eval_batches
 from .checkpoint import checkpoint_dir
 from .train_loop import train, stage_cli
+from .optim import batch_lr_scale
 from .engine import sample_greedy, PROMPTS
 
 # %% auto #0
@@ -44,7 +45,8 @@ def pretrain(P, tokenizer=None, restart: bool = False, stop_after: int | None = 
                 device=device, dtype=dtype, total_batch_size=P.total_batch_size, num_iterations=num_iterations,
                 time_budget=P.time_budget, eval_every=P.eval_every, checkpoint_every=P.checkpoint_every,
                 settings={k: v for k, v in P.items() if k != "run_dir"}, warmdown_ratio=P.warmdown_ratio,
-                final_lr_frac=P.final_lr_frac, sample=lambda m: sample_greedy(m, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype),
+                final_lr_frac=P.final_lr_frac, lr_scale=batch_lr_scale(P.total_batch_size, P.lr_ref_batch_size),
+                sample=lambda m: sample_greedy(m, tokenizer, PROMPTS[:3], max_tokens=12, device=device, dtype=dtype),
                 name="pretrain", restart=restart, stop_after=stop_after, on_eval=on_eval, quiet=quiet)
     return res | dict(config=config, tokenizer=tokenizer)
 

@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/report.html.md"""
 
 # %% ../nbs/report.ipynb #ff8a5e33
 from __future__ import annotations
-import os, platform, subprocess, datetime, contextlib
+import os, json, platform, subprocess, datetime, contextlib
 from pathlib import Path
 from .common import save_json, load_json, atomic_write
 from .settings import repo_root
@@ -60,6 +60,33 @@ def _table(d: dict) -> list[str]:
                [f"| {r} | " + " | ".join(_fmt(v.get(c, "")) for c in cols) + " |" for r, v in d.items()]
     return ["| | |", "|---|---|"] + [f"| {a} | {_fmt(b)} |" for a, b in d.items()]
 
+def _union_seconds(intervals) -> float:
+    "Seconds covered by the union of `(start, end)` intervals (parallel downloads count once)."
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > reach: total += b - max(a, reach); reach = b
+    return total
+
+def _wall_time(done: dict, metrics: list, downloads_path: Path) -> list[str]:
+    "The wall-time table: each chapter's seconds, split into downloads, its training loop and the rest."
+    if not done: return []
+    fetched = [json.loads(l) for l in downloads_path.read_text().splitlines() if l.strip()] if downloads_path.exists() else []
+    loop = {m["chapter"]: m["summary"]["wall_time_s"] for m in metrics if "wall_time_s" in m.get("summary", {})}
+    L = ["## Wall time", "", "Downloads are timed apart (they depend on the network, not on the machine); the rest is set-up, "
+         "evaluations, samples and plots.", "", "| chapter | total (s) | downloads (s) | training loop (s) | the rest (s) |",
+         "|---|---|---|---|---|"]
+    tot = dict(all=0.0, dl=0.0, loop=0.0)
+    for nb, info in done.items():
+        a, b = info.get("start"), info.get("end")
+        dl = _union_seconds([(max(r["start"], a), min(r["end"], b)) for r in fetched if r["end"] > a and r["start"] < b]) if a else 0.0
+        lp = loop.get(nb, 0.0)
+        tot["all"] += info["seconds"]; tot["dl"] += dl; tot["loop"] += lp
+        L.append(f"| {nb} | {info['seconds']:.0f} | {dl:.0f} | {lp:.0f} | {info['seconds'] - dl - lp:.0f} |")
+    L += [f"| **total** | **{tot['all']:.0f}** | {tot['dl']:.0f} | {tot['loop']:.0f} | {tot['all'] - tot['dl'] - tot['loop']:.0f} |", "",
+          f"**Without downloads: {tot['all'] - tot['dl']:.0f} s ({(tot['all'] - tot['dl']) / 60:.1f} min).** "
+          f"Downloaded {len(fetched)} files, {sum(r['bytes'] for r in fetched) / 1e6:,.1f} MB.", ""]
+    return L
+
 def report_text(run_dir, link_dir=None) -> str:
     "The markdown report of `run_dir`, with figure links relative to `link_dir` (default: `run_dir`)."
     import torch, nanochat
@@ -79,11 +106,7 @@ def report_text(run_dir, link_dir=None) -> str:
         L += ["## Summary", "", "| metric | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]
         L += [f"| {r} | " + " | ".join(_fmt(staged.get(s, {}).get(r, "")) for s in STAGES) + " |" for r in rows]
         L.append("")
-    done = state.get("completed", {})
-    if done:
-        L += ["## Wall time", "", "| chapter | seconds |", "|---|---|"]
-        L += [f"| {nb} | {info['seconds']:.0f} |" for nb, info in done.items()]
-        L += [f"| **total** | **{sum(i['seconds'] for i in done.values()):.0f}** |", ""]
+    L += _wall_time(state.get("completed", {}), metrics, run_dir/"downloads.jsonl")
     for m in metrics:
         L += [f"## {m['chapter']}" + (f" ({m['stage']})" if m.get("stage") else ""), ""]
         L += [f"- {k}: {_fmt(v)}" for k, v in m["summary"].items()]

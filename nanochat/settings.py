@@ -76,6 +76,7 @@ PARAMS = dict(
     time_budget=Param(PRE, float, 10, 604800),
     warmdown_ratio=Param(PRE, float, 0, 1),
     final_lr_frac=Param(PRE, float, 0, 1),
+    lr_ref_batch_size=Param(PRE, int, 16, None),
     eval_every=Param(TRAIN, int, 1, 100000),
     eval_tokens=Param(TRAIN, int, 1024, 100_000_000),
     checkpoint_every=Param(TRAIN, int, 1, 100000),
