@@ -99,7 +99,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_folder(folder, host="127.0.0.1"):
     "Serve `folder` over HTTP on a free port of `host` while the block runs; yields the base URL."
-    folder = Path(folder)
+    folder = Path(folder).resolve()   # absolute: papermill changes the working directory while a chapter runs
     if not folder.is_dir(): raise FileNotFoundError(f"mirror folder {folder} does not exist")
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer((host, 0), handler)
