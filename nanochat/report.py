@@ -81,8 +81,8 @@ def _wall_time(done: dict, metrics: list, downloads_path: Path) -> list[str]:
         dl = _union_seconds([(max(r["start"], a), min(r["end"], b)) for r in fetched if r["end"] > a and r["start"] < b]) if a else 0.0
         lp = loop.get(nb, 0.0)
         tot["all"] += info["seconds"]; tot["dl"] += dl; tot["loop"] += lp
-        L.append(f"| {nb} | {info['seconds']:.0f} | {dl:.0f} | {lp:.0f} | {info['seconds'] - dl - lp:.0f} |")
-    L += [f"| **total** | **{tot['all']:.0f}** | {tot['dl']:.0f} | {tot['loop']:.0f} | {tot['all'] - tot['dl'] - tot['loop']:.0f} |", "",
+        L.append(f"| {nb} | {info['seconds']:.0f} | {dl:.1f} | {lp:.0f} | {info['seconds'] - dl - lp:.0f} |")
+    L += [f"| **total** | **{tot['all']:.0f}** | {tot['dl']:.1f} | {tot['loop']:.0f} | {tot['all'] - tot['dl'] - tot['loop']:.0f} |", "",
           f"**Without downloads: {tot['all'] - tot['dl']:.0f} s ({(tot['all'] - tot['dl']) / 60:.1f} min).** "
           f"Downloaded {len(fetched)} files, {sum(r['bytes'] for r in fetched) / 1e6:,.1f} MB.", ""]
     return L
