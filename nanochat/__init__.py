@@ -18,6 +18,7 @@ Modules:
 - `nanochat.midtrain`: The chat format, special tokens, multiple choice, calculator use and who the model is — taught by training the base model on a mixture of conversations, with the loss on the assistant's words only.
 - `nanochat.model`: Token embedding, rotary positions, QK-norm, parameter-free RMSNorm, ReLU² MLP, no biases, an untied head with a logit softcap, grouped-query attention and a KV cache — with `depth` as the single dial.
 - `nanochat.optim`: Newton–Schulz orthogonalisation, the Muon optimizer (shared across ranks under `torchrun`), nanochat's AdamW groups and learning rates, and the warmup / constant / warmdown schedule. Chapter 02 tells the story and runs the demos.
+- `nanochat.outputs`: The outputs of a real course run copied into the committed chapter notebooks, so that a chapter read on GitHub or on the docs site shows its plots, samples and numbers; a record of where they came from, and a check that they still belong to the code.
 - `nanochat.pretrain`: Muon and AdamW, a warmup / constant / warmdown schedule, a streaming loader that packs documents into rows, bits per byte, checkpoints that resume exactly, and the same loop on one CPU or eight GPUs.
 - `nanochat.report`: Metrics and figures saved by each chapter, and the `report.md` assembled from them: what ran where, the BASE / MID / SFT table, wall time per chapter, and each chapter's numbers and figures.
 - `nanochat.settings`: Presets from `settings.ini`, every key declared once with its type, range and the chapters that read it, and checked before anything runs.
