@@ -4,6 +4,8 @@
 #   bash run.sh test [pytest options]         set up, then run the test suite (what CI runs)
 #   bash run.sh setup                         only create .venv and install everything (incl. our Rust tokenizer)
 #   bash run.sh readme                        regenerate README.md from nbs/index.ipynb
+#   bash run.sh docs [--strict]               build the docs site into _site/ (Sphinx + MyST-NB; docs/toolchain.md)
+#   bash run.sh outputs RUN_DIR [--only CH…]  copy a run's executed chapters' outputs into nbs/ (and its report into docs/report/)
 # Runner options go to `nanochat-course run`, e.g. --preset smoke, --set depth=6, --mirror DIR, --restart.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,7 +21,7 @@ setup() {
   echo "== installing dependencies"
   # torch first and pinned: a wider spec could pull a multi-GB build where a CPU wheel is already present
   $pip "torch==2.13.0"
-  $pip -e ".[test]"
+  $pip -e ".[test,docs]"
   if command -v cargo >/dev/null 2>&1; then
     echo "== building our Rust BPE engine (rust/)"
     $pip ./rust
@@ -34,5 +36,9 @@ case "$cmd" in
   quickstart) setup; exec "$VENV/bin/nanochat-course" run --preset quickstart "$@" ;;
   test) setup; exec "$VENV/bin/python" -m pytest tests "$@" ;;
   readme) "$VENV/bin/jupyter" nbconvert --to markdown nbs/index.ipynb --output-dir . --output README --log-level WARN ;;
-  *) echo "usage: bash run.sh quickstart|test|setup|readme [options]" >&2; exit 2 ;;
+  docs) exec "$VENV/bin/python" docs/build.py "$@" ;;
+  outputs)
+    [ $# -ge 1 ] || { echo "usage: bash run.sh outputs RUN_DIR [--only CHAPTER ...]   (RUN_DIR: e.g. ~/.cache/nanochat/runs/quickstart)" >&2; exit 2; }
+    dir=$1; shift; exec "$VENV/bin/python" -m nanochat.outputs --run-dir "$dir" "$@" ;;
+  *) echo "usage: bash run.sh quickstart|test|setup|readme|docs|outputs [options]" >&2; exit 2 ;;
 esac

@@ -87,12 +87,19 @@ def _widget_output(cell_src: str, root: Path) -> dict:
     return dict(output_type="display_data", metadata={},
                 data={"text/plain": "[an interactive widget: run this cell in Jupyter to use it]"})
 
-def clean_outputs(outputs: list, cell_src: str = "", run_dir: str | None = None, preset: str = "quickstart",
+def clean_outputs(outputs: list, cell_src: str = "", run_dir=None, preset: str = "quickstart",
                   max_lines: int = 60, root: Path | None = None) -> list:
-    "The outputs of one executed cell made fit for a committed notebook (streams joined and trimmed, images compressed, widgets as screenshots, run paths generic)."
+    """The outputs of one executed cell made fit for a committed notebook (streams joined and trimmed, images compressed,
+    widgets as screenshots); `run_dir` (a path or a list of them: where the run was made, where it lies now) is written
+    as the default `~/.cache/nanochat/runs/<preset>`."""
     root = Path(root or repo_root())
     generic = f"~/.cache/nanochat/runs/{preset}"
-    def paths(s: str) -> str: return s.replace(str(run_dir), generic) if run_dir else s
+    run_dirs = {str(d) for d in ([run_dir] if isinstance(run_dir, (str, Path)) else run_dir or [])}
+    swap = {d: generic for d in run_dirs} | {str(Path(d).parent.parent): "~/.cache/nanochat"   # downloads: the base folder
+                                             for d in run_dirs if Path(d).parent.name == "runs"}
+    def paths(s: str) -> str:
+        for d in sorted(swap, key=len, reverse=True): s = s.replace(d, swap[d])
+        return s
     out = []
     for o in outputs:
         o = json.loads(json.dumps(o))                                 # a deep copy
@@ -153,8 +160,9 @@ def merge_outputs(committed: dict, executed: dict, record: dict, chapter: str, r
         raise ValueError(f"{chapter}: {len(mine)} code cells here, {len(ran)} ran: re-run the chapter before copying its outputs")
     nb = json.loads(json.dumps(committed))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    run_dirs = [d for d in (run_dir, pm.get("parameters", {}).get("run_dir")) if d]   # a run folder may have been moved since
     for c, r in zip(code, ran):
-        c["outputs"] = clean_outputs(r.get("outputs", []), _src(c), run_dir=run_dir, preset=record.get("preset", "quickstart"),
+        c["outputs"] = clean_outputs(r.get("outputs", []), _src(c), run_dir=run_dirs, preset=record.get("preset", "quickstart"),
                                      max_lines=max_lines, root=root)
         c["execution_count"] = None
     nb["metadata"].pop("papermill", None); nb["metadata"].pop("widgets", None)
