@@ -11,12 +11,12 @@ import ast, math, operator, re, time
 from collections import deque
 import torch
 import torch.nn.functional as F
-from .common import autodetect_dtype, eval_mode
-from .model import KVCache, amp_context
+from .common import autodetect_dtype, eval_mode, get_logger
+from .model import GPT, KVCache, amp_context, norm, apply_rotary
 
 # %% auto #0
 __all__ = ['MAX_EXPR_CHARS', 'MAX_INT_BITS', 'MAX_DEPTH', 'PROMPTS', 'expand_cache', 'sample_next_token', 'use_calculator',
-           'Engine', 'sample_greedy']
+           'Engine', 'StaticDecoder', 'sample_greedy']
 
 # %% ../nbs/engine.ipynb #c404d0a4
 def expand_cache(cache: KVCache, num_rows: int, max_len: int | None = None) -> KVCache:
@@ -122,8 +122,11 @@ class _Row:
 class Engine:
     "Batched generation with a KV cache and the calculator tool, for a `GPT` (or any model with its interface) and a `Tokenizer`."
     def __init__(self, model, tokenizer,
-                 dtype: torch.dtype | None = None):  # compute and cache dtype; None: `autodetect_dtype` (bf16 on CUDA)
-        self.model, self.tokenizer, self.dtype = model, tokenizer, dtype
+                 dtype: torch.dtype | None = None,  # compute and cache dtype; None: `autodetect_dtype` (bf16 on CUDA)
+                 fast: bool | None = None,          # decode a GPT with `StaticDecoder`; None: on CUDA only
+                 compile: bool = False):            # fast path: torch.compile the step too (fewer, fused kernels; compiles once per shape)
+        self.model, self.tokenizer, self.dtype, self.fast, self.compile = model, tokenizer, dtype, fast, compile
+        self._decoders = {}   # (rows, positions, dtype) → StaticDecoder: its graph is captured once and replayed
         S = tokenizer.encode_special
         self.python_start, self.python_end = S("<|python_start|>"), S("<|python_end|>")
         self.output_start, self.output_end = S("<|output_start|>"), S("<|output_end|>")
@@ -163,10 +166,18 @@ class Engine:
         max_len = c.sequence_len if max_tokens is None else min(c.sequence_len, len(tokens) + max_tokens)
         prefill = KVCache(1, c.n_kv_head, c.n_embd // c.n_head, len(tokens), c.n_layer, device=device, dtype=dtype)
         logits = last_logits(torch.tensor([tokens], dtype=torch.long, device=device), prefill)
-        cache, rows = expand_cache(prefill, num_samples, max_len), [_Row() for _ in range(num_samples)]
+        decoder = self._decoder(num_samples, max_len, dtype, device)   # the fast path, or None
+        if decoder is not None: cache = decoder.start(prefill, max_len)
+        else: cache = expand_cache(prefill, num_samples, max_len)
+        rows = [_Row() for _ in range(num_samples)]
         del prefill
         logits = logits.expand(num_samples, -1)   # every row samples its own first token
-        for _ in range(max_tokens or c.sequence_len + 1):
+        try: yield from self._decode(logits, cache, decoder, rows, rng, max_tokens, temperature, top_k, last_logits, device)
+        finally:
+            if decoder is not None: decoder.busy = False   # finished, or closed early: free for the next generation
+
+    def _decode(self, logits, cache, decoder, rows, rng, max_tokens, temperature, top_k, last_logits, device):
+        for _ in range(max_tokens or self.model.config.sequence_len + 1):
             # 2. sample a column; a row with forced tokens waiting takes those instead; a finished row repeats its stop
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
             column, masks = [], []
@@ -179,7 +190,27 @@ class Engine:
             yield column, masks
             # 3. stop when every row is done, at max_tokens (the range), or when the cache (the context) is full
             if all(r.stop is not None for r in rows) or cache.pos >= cache.max_len: return
-            logits = last_logits(torch.tensor(column, dtype=torch.long, device=device)[:, None], cache)
+            if decoder is not None: logits = decoder.step(column)
+            else: logits = last_logits(torch.tensor(column, dtype=torch.long, device=device)[:, None], cache)
+
+    def _decoder(self, rows: int, max_len: int, dtype, device):
+        "The fast path's `StaticDecoder` for this call, or None for the plain path (not a GPT, off, or it failed to build)."
+        fast = self.fast if self.fast is not None else device.type == "cuda"
+        if not fast or not isinstance(self.model, GPT): return None
+        size = StaticDecoder.size_for(max_len)
+        key = (rows, size, dtype)
+        dec = self._decoders.get(key)
+        if dec is not None and dec.busy: return None   # a second generation interleaved with the first: plain path
+        try:
+            if dec is None:
+                dec = self._decoders[key] = StaticDecoder(self.model, rows, size, dtype, compile=self.compile)
+            else: dec.load_weights()   # the model may have trained since: same buffers, so the captured graph holds
+        except Exception as e:
+            if self.fast: raise
+            get_logger("nanochat.engine").warning(f"fast decoding unavailable ({type(e).__name__}: {str(e)[:200]}); using the plain path")
+            self.fast = False
+            return None
+        return dec
 
     def _update(self, row: _Row, token: int):
         "Advance `row`'s state by `token`: a stop token ends it; python_start … python_end runs the calculator."
@@ -203,6 +234,104 @@ class Engine:
                 if token in self.stop_tokens: done[i] = True
                 else: results[i].append(token); masks[i].append(m)
         return results, masks
+
+# %% ../nbs/engine.ipynb #3cad30ba
+class StaticDecoder:
+    """One decoding step of a `GPT` for `rows` sequences over a static KV cache of `size` positions: fixed shapes and the
+    position as a device tensor, captured as a CUDA graph on a GPU (`graph=None`: on CUDA) and replayed for each token.
+
+    `dtype`: compute and cache dtype (as `Engine`'s); the block and head weights are copied once in that dtype (a bf16
+    copy of an fp32 model: ~2 bytes per parameter of GPU memory). `compile`: `torch.compile` the step first.
+    `start(prefill, max_len)` copies a one-row prefill cache into every row; `step(column)` feeds one token per row and
+    returns the next logits, (rows, vocab) fp32 — a buffer the next step overwrites. Raises ValueError when the cache
+    cannot hold `max_len` positions."""
+    def __init__(self, model: GPT, rows: int, size: int, dtype=torch.float32, graph: bool | None = None, compile: bool = False):
+        c, device = model.config, model.get_device()
+        self.model, self.rows, self.size, self.dtype = model, rows, size, dtype
+        self.H, self.Hkv, self.D = c.n_head, c.n_kv_head, c.n_embd // c.n_head
+        if size > model.rotary_len: raise ValueError(f"a cache of {size} positions is longer than the rotary tables ({model.rotary_len})")
+        self.k = torch.zeros(c.n_layer, rows, self.Hkv, size, self.D, device=device, dtype=dtype)
+        self.v = torch.zeros_like(self.k)
+        self.tokens = torch.zeros(rows, 1, dtype=torch.long, device=device)   # the column fed in
+        self.at = torch.zeros(1, dtype=torch.long, device=device)             # its position
+        self.positions = torch.arange(size, device=device)
+        self.weights = None
+        self.load_weights()
+        self.pos, self.max_len, self.busy = 0, size, False   # as a KVCache's: positions filled, and the end
+        self.fn = torch.compile(self._step, dynamic=False, fullgraph=True) if compile else self._step
+        self.graph = None
+        if graph if graph is not None else device.type == "cuda": self._capture()
+
+    @staticmethod
+    def size_for(max_len: int) -> int:
+        "Cache positions for a generation of `max_len`: the next power of two (at least 64), so a few graphs serve every length."
+        return max(64, 1 << (max_len - 1).bit_length())
+
+    @torch.no_grad()
+    def load_weights(self):
+        "Copy the model's weights in (into the same buffers after the first time: a captured graph keeps reading them)."
+        m, cast = self.model, lambda w: w.detach().to(self.dtype)   # the matrices autocast would make at every step
+        new = [cast(torch.cat([b.attn.c_q.weight, b.attn.c_k.weight, b.attn.c_v.weight])) for b in m.transformer.h]
+        new = [(qkv, cast(b.attn.c_proj.weight), cast(b.mlp.c_fc.weight), cast(b.mlp.c_proj.weight))
+               for qkv, b in zip(new, m.transformer.h)]
+        new = dict(layers=new, wte=m.transformer.wte.weight.detach(), head=cast(m.lm_head.weight))   # wte: a lookup, as stored
+        if self.weights is None: self.weights = new; return
+        leaves = lambda W: [w for layer in W["layers"] for w in layer] + [W["wte"], W["head"]]
+        for old, w in zip(leaves(self.weights), leaves(new)):
+            if old.data_ptr() != w.data_ptr(): old.copy_(w)   # fp32 weights are the model's own (no copy to refresh)
+
+    def _step(self):
+        "Logits (rows, vocab) fp32 of the tokens in `self.tokens` at position `self.at`; writes their keys and values."
+        W, B, H, Hkv, D = self.weights, self.rows, self.H, self.Hkv, self.D
+        cos, sin = self.model.cos.index_select(1, self.at), self.model.sin.index_select(1, self.at)   # (1, 1, 1, D/2)
+        visible = (self.positions <= self.at).view(1, 1, 1, -1)    # written positions, this one included
+        with torch.no_grad(), amp_context(self.k.device, self.dtype):
+            x = norm(F.embedding(self.tokens, W["wte"]))           # (B, 1, C)
+            for i, (qkv, proj, fc, mlp_proj) in enumerate(W["layers"]):
+                q, k, v = F.linear(norm(x), qkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
+                q, k = norm(apply_rotary(q.view(B, 1, H, D), cos, sin)), norm(apply_rotary(k.view(B, 1, Hkv, D), cos, sin))
+                self.k[i].index_copy_(2, self.at, k.transpose(1, 2).to(self.k.dtype))
+                self.v[i].index_copy_(2, self.at, v.view(B, 1, Hkv, D).transpose(1, 2).to(self.v.dtype))
+                # attention of one query per head over every position; each KV head serves H / Hkv query heads. The
+                # scores in fp32, as the fused attention kernels of the plain path keep them (not rounded to bf16)
+                q = q.view(B, Hkv, H // Hkv, D)
+                with torch.autocast(self.k.device.type, enabled=False):
+                    att = (q.float() @ self.k[i].float().mT) * D ** -0.5    # (B, Hkv, H/Hkv, size)
+                att = att.masked_fill(~visible, float("-inf")).softmax(-1)
+                y = (att.to(self.v.dtype) @ self.v[i]).reshape(B, 1, H * D)
+                x = x + F.linear(y, proj)
+                x = x + F.linear(F.relu(F.linear(norm(x), fc)).square(), mlp_proj)
+            logits = F.linear(norm(x), W["head"])[:, -1].float()
+        return self.model.softcap * torch.tanh(logits / self.model.softcap)
+
+    def _capture(self):
+        "Warm up on a side stream (compiling, choosing kernels), then record one step as a CUDA graph."
+        s = torch.cuda.Stream(device=self.k.device)
+        s.wait_stream(torch.cuda.current_stream(self.k.device))
+        with torch.cuda.stream(s):
+            for _ in range(3): self.fn()
+        torch.cuda.current_stream(self.k.device).wait_stream(s)
+        self.graph = torch.cuda.CUDAGraph()
+        # thread_local: a web server's other worker threads may use the GPU while this one captures
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"): self.out = self.fn()
+
+    @torch.no_grad()
+    def start(self, prefill: KVCache, max_len: int) -> "StaticDecoder":
+        "Copy the one-row `prefill` cache into every row; decoding may go on to `max_len` positions. Returns self."
+        if max_len > self.size: raise ValueError(f"max_len={max_len} does not fit this decoder's {self.size} positions")
+        n = prefill.pos
+        self.k[:, :, :, :n] = prefill.k[:, :, :, :n]; self.v[:, :, :, :n] = prefill.v[:, :, :, :n]   # broadcast over rows
+        self.pos, self.max_len, self.busy = n, max_len, True
+        return self
+
+    def step(self, column: list[int]) -> torch.Tensor:
+        "Feed one token per row at the next position; the logits after it, (rows, vocab) fp32."
+        if self.pos >= self.max_len: raise ValueError(f"the decoder is full: {self.max_len} positions")
+        self.tokens.copy_(torch.tensor(column, dtype=torch.long)[:, None])
+        self.at.fill_(self.pos)
+        out = self.fn() if self.graph is None else (self.graph.replay(), self.out)[1]
+        self.pos += 1
+        return out
 
 # %% ../nbs/engine.ipynb #ba2cac4b
 PROMPTS = ["The capital of France is", "The chemical symbol of gold is", "If yesterday was Friday, then tomorrow will be",

@@ -1,7 +1,9 @@
 """Tests of nanochat.engine: cached decoding against recomputation, sampling, stops and limits, the calculator's safety
-(on worker threads), the tool loop on a scripted model, and `sample_greedy`.
+(on worker threads), the tool loop on a scripted model, `sample_greedy`, and the fast path (`StaticDecoder`) against the
+plain path.
 
-Run: .venv/bin/pytest tests/test_engine.py -q   (a few seconds on 2 cores; on a GPU machine the model tests run on CUDA too)
+Run: .venv/bin/pytest tests/test_engine.py -q   (a few seconds on 2 cores; on a GPU machine the model tests run on CUDA
+too, the fast path through its captured CUDA graph, and the bf16 and compiled fast paths run there only)
 """
 import threading
 import pytest
@@ -9,11 +11,12 @@ import torch
 import torch.nn as nn
 
 import nanochat.engine as E
-from nanochat.engine import Engine, expand_cache, sample_next_token, use_calculator, sample_greedy, PROMPTS
+from nanochat.engine import Engine, StaticDecoder, expand_cache, sample_next_token, use_calculator, sample_greedy, PROMPTS
 from nanochat.model import GPT, GPTConfig, KVCache
 from nanochat.tokenizer import Tokenizer
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+CUDA = ["cuda"] if torch.cuda.is_available() else []   # tests of what exists on a GPU only (CUDA graphs, bf16 kernels)
 TEXT = """The engine writes one token at a time. It remembers the keys and values of every token it has seen, so each
 new token costs the same. What is 2+2? The calculator answers 4. How many r letters are in strawberry? Three.
 The capital of France is Paris; the chemical symbol of gold is Au; the opposite of hot is cold."""
@@ -329,3 +332,77 @@ def test_low_precision_model_samples_in_its_own_dtype(tok, asked, monkeypatch):
     assert all(o.startswith(p) for o, p in zip(out, PROMPTS[:2]))
     Chat(model, tok, temperature=0.0, max_tokens=6).reply([{"role": "user", "content": "hi"}])
     assert set(seen) == {torch.bfloat16}
+
+
+# ---------------------------------------------------------------------------------------------------- the fast path
+@pytest.mark.parametrize("device", DEVICES)
+def test_static_decoder_logits_equal_plain_steps(tok, device):
+    "Fed the same columns (random tokens, as sampling or the calculator may write), the decoder gives the plain cached step's logits."
+    model = random_gpt(tok.vocab_size, device=device)
+    ids = torch.tensor([prompt_ids(tok)], device=device)
+    with torch.no_grad():
+        pre = KVCache.for_model(model, 1, ids.size(1))
+        model(ids, kv_cache=pre)
+        plain = expand_cache(pre, 3, max_len=50)
+        dec = StaticDecoder(model, 3, StaticDecoder.size_for(50)).start(pre, 50)
+        assert dec.size == 64 and (dec.graph is not None) == (device == "cuda")   # a CUDA graph on a GPU only
+        g = torch.Generator().manual_seed(0)
+        for _ in range(50 - ids.size(1)):
+            col = torch.randint(0, tok.vocab_size, (3,), generator=g).tolist()
+            want = model(torch.tensor(col, device=device)[:, None], kv_cache=plain)[:, -1]
+            torch.testing.assert_close(dec.step(col), want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="decoder is full"): dec.step(col)
+    with pytest.raises(ValueError, match="does not fit"): dec.start(pre, 65)
+    with pytest.raises(ValueError, match="longer than the rotary tables"): StaticDecoder(model, 1, 1024)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("num_samples", [1, 4])
+def test_fast_path_generates_what_the_plain_path_does(tok, device, num_samples):
+    "Greedy and sampled generation, to max_tokens and to the end of the context, token for token the same both ways."
+    model = random_gpt(tok.vocab_size, device=device)
+    plain, fast = Engine(model, tok, dtype=torch.float32, fast=False), Engine(model, tok, dtype=torch.float32, fast=True)
+    for text in ["The capital of France is", "What is 2+2?", "strawberry"]:
+        kw = dict(num_samples=num_samples, max_tokens=30, temperature=0.0)
+        assert fast.generate_batch(prompt_ids(tok, text), **kw) == plain.generate_batch(prompt_ids(tok, text), **kw)
+    kw = dict(num_samples=num_samples, temperature=1.0, top_k=5, seed=3)   # no max_tokens: until the context is full
+    assert fast.generate_batch(prompt_ids(tok), **kw) == plain.generate_batch(prompt_ids(tok), **kw)
+    assert len(fast._decoders) == 1 and not plain._decoders   # one decoder (one graph) reused for every call of this shape
+
+
+def test_fast_path_follows_the_model_and_interleaved_generations(tok):
+    "A decoder reused after the model changed reads the new weights; a second generation interleaved with a first is right too."
+    model = random_gpt(tok.vocab_size)
+    fast, ids = Engine(model, tok, dtype=torch.float32, fast=True), prompt_ids(tok)
+    kw = dict(num_samples=2, max_tokens=12, temperature=0.0)
+    fast.generate_batch(ids, **kw)
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training"
+    assert fast.generate_batch(ids, **kw) == Engine(model, tok, dtype=torch.float32, fast=False).generate_batch(ids, **kw)
+    first, second = fast.generate(ids, **kw), fast.generate(prompt_ids(tok, "strawberry"), **kw)
+    a = [next(first)]
+    b = list(second)                                   # runs while `first` holds the decoder: the plain path
+    a += list(first)
+    plain = Engine(model, tok, dtype=torch.float32, fast=False)
+    assert a == list(plain.generate(ids, **kw)) and b == list(plain.generate(prompt_ids(tok, "strawberry"), **kw))
+    assert not any(d.busy for d in fast._decoders.values())   # every generation finished: the decoder is free again
+
+
+@pytest.mark.parametrize("device", CUDA)
+@pytest.mark.parametrize("compile", [False, True])
+def test_fast_path_bf16_on_cuda(tok, device, compile):
+    "In bf16 (the GPU default), graph-replayed and compiled, the fast path keeps the plain path's logits and greedy tokens."
+    model = random_gpt(tok.vocab_size, device=device)
+    ids = prompt_ids(tok)
+    plain = Engine(model, tok, dtype=torch.bfloat16, fast=False)
+    fast = Engine(model, tok, dtype=torch.bfloat16, fast=True, compile=compile)
+    kw = dict(num_samples=2, max_tokens=24, temperature=0.0)
+    assert fast.generate_batch(ids, **kw) == plain.generate_batch(ids, **kw)
+    x = torch.tensor([ids], device=device)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):   # the plain path's step after the prompt
+        pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
+        model(x[:, :-1], kv_cache=pre)
+        want = model(x[:, -1:], kv_cache=expand_cache(pre, 1, max_len=x.size(1)))[:, -1]
+    dec = StaticDecoder(model, 1, 64, torch.bfloat16, compile=compile).start(pre, x.size(1))
+    assert dec.graph is not None
+    torch.testing.assert_close(dec.step([ids[-1]]), want, atol=0.05, rtol=0.02)
