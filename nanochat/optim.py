@@ -33,15 +33,19 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.T
 # %% ../nbs/optim.ipynb #dd584d2a
 class Muon(torch.optim.Optimizer):
     "MomentUm Orthogonalized by Newton–Schulz, for 2-D weight matrices (https://kellerjordan.github.io/posts/muon/)."
-    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5):
+    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
+                 stack: bool | None = None):   # orthogonalise same-shape matrices together; None: on one CUDA process
         params = list(params)
         bad = [tuple(p.shape) for p in params if p.ndim != 2]
         if bad: raise ValueError(f"Muon optimises 2-D matrices only, got parameters of shapes {bad}: give those to AdamW")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps))
+        self.stack = stack
 
     @torch.no_grad()
     def step(self):
         rank, world = dist_info()
+        on_cuda = any(p.is_cuda for g in self.param_groups for p in g["params"])
+        if world == 1 and (self.stack if self.stack is not None else on_cuda): return self._step_stacked()
         pending = []
         for group in self.param_groups:
             for i, p in enumerate(group["params"]):
@@ -54,6 +58,21 @@ class Muon(torch.optim.Optimizer):
                     p.add_(newton_schulz(g, group["ns_steps"]), alpha=-group["lr"] * scale)
                 if world > 1: pending.append(dist.broadcast(p, src=i % world, async_op=True))
         for work in pending: work.wait()
+
+    def _step_stacked(self):
+        "The same step with the matrices of each shape stacked: one batched Newton–Schulz per shape (one process)."
+        for group in self.param_groups:
+            by_shape = {}
+            for p in group["params"]:
+                if p.grad is not None: by_shape.setdefault(tuple(p.shape), []).append(p)
+            for shape, ps in by_shape.items():
+                grads = [p.grad for p in ps]
+                bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in ps]
+                torch._foreach_lerp_(bufs, grads, 1 - group["momentum"])
+                gs = torch._foreach_lerp(grads, bufs, group["momentum"]) if group["nesterov"] else bufs
+                update = newton_schulz(torch.stack(gs), group["ns_steps"])
+                scale = max(1.0, shape[-2] / shape[-1]) ** 0.5
+                torch._foreach_add_(ps, list(update.unbind(0)), alpha=-group["lr"] * scale)
 
 def make_optimizers(model, matrix_lr: float = 0.02, embedding_lr: float = 0.2, unembedding_lr: float = 0.004,
                     weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
