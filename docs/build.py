@@ -1,7 +1,7 @@
 """Build the docs site: `bash run.sh docs` (= `.venv/bin/python docs/build.py`) → `_site/index.html`.
 
 The notebooks in nbs/ are the pages, shown with the outputs they carry (never executed here). Sphinx reads one source
-folder, so this script stages one in build/docs_src/: every notebook of nbs/ (the home page's links, written for
+folder, so this script stages one in build/docs/src/ (and builds in build/docs/site/): every notebook of nbs/ (the home page's links, written for
 the README on GitHub, made relative to the site), the example report (docs/report/), the docs pages (docs/*.md), one
 API page per module (autodoc, from the docstrings) and the table of contents. Files whose content did not change are
 left untouched, so a second build only redoes what changed."""
@@ -95,10 +95,15 @@ def build(out: Path = REPO/"_site", nbs: Path = REPO/"nbs", work: Path = REPO/"b
     "Stage and build the site into `out`; returns the seconds it took. `strict`: Sphinx warnings are errors."
     t = time.time()
     stage(work/"src", Path(nbs))
+    # Sphinx writes into work/site (MyST-NB puts its image files beside the output folder, so that must be in work/
+    # too), then the site is copied to `out` whole: an interrupted build never leaves half a site there
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(REPO/"docs"), "-d", str(work/"doctrees"),
-           str(work/"src"), str(out)] + (["-W", "--keep-going"] if strict else [])
+           str(work/"src"), str(work/"site")] + (["-W", "--keep-going"] if strict else [])
     r = subprocess.run(cmd, cwd=REPO)
     if r.returncode: raise SystemExit(f"error: sphinx-build failed (exit {r.returncode}); its messages are above")
+    out = Path(out); tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True); shutil.copytree(work/"site", tmp)
+    shutil.rmtree(out, ignore_errors=True); tmp.rename(out)
     return time.time() - t
 
 

@@ -1,5 +1,5 @@
 # Sphinx configuration of the docs site. Build it with `bash run.sh docs` (docs/build.py stages the notebooks and
-# API pages into build/docs_src/, then runs Sphinx with this folder as its configuration); docs/toolchain.md says why
+# API pages into build/docs/src/, then runs Sphinx with this folder as its configuration); docs/toolchain.md says why
 # Sphinx + MyST-NB + Furo.
 project = "nanochat, the course"
 author = "nanochat course authors"
