@@ -88,7 +88,8 @@ def cpu_main(a):
     device, dtype = torch.device("cpu"), torch.float32
     model = random_gpt(a.depth or 4, a.vocab or 8192, 64, 64, max(a.contexts) + a.steps, device)
     c = model.config
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32; d{c.n_layer}, width {c.n_embd}, vocab {c.vocab_size}, "
+    n = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {n} thread{'s' * (n > 1)}, fp32; d{c.n_layer}, width {c.n_embd}, vocab {c.vocab_size}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters; {a.steps} decode steps per measurement")
     print(f"{'context':>8}{'batch':>6}{'prefill tok/s':>15}{'cached tok/s':>14}{'no cache tok/s':>16}{'speed-up':>10}")
     for T in a.contexts:
