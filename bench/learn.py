@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/learn.py --minutes 10                                   # the quickstart preset as it is
     .venv/bin/python bench/learn.py --minutes 10 --set max_seq_len=512 total_batch_size=8192 --label "nanochat's CPU config"
-    .venv/bin/python bench/learn.py --set vocab_size=65536 max_seq_len=1024 device_batch_size=1 total_batch_size=1024 \
-        num_iterations=50 --label "the replaced quickstart"         # a step count instead of the clock: it stops at 50
+    # the quickstart this course replaced (a step count instead of the clock: it stops at 50), as chapter 02 quotes it
+    .venv/bin/python bench/learn.py --label "the replaced quickstart" --set vocab_size=65536 max_seq_len=1024 device_batch_size=1 total_batch_size=1024 num_iterations=50 lr_ref_batch_size=1024 warmdown_ratio=0.2 final_lr_frac=0
 
 Prints one row per run: the configuration, optimizer steps, tokens, tokens/s, the model FLOP/s as a fraction of a 1024²
 matmul in the training dtype measured in the same process just before (the practical CPU ceiling), and validation bits per byte on the

@@ -63,6 +63,11 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
             out_nb, log_path = run_dir/"notebooks"/f"{nb}.ipynb", run_dir/"logs"/f"{nb}.log"
             out_nb.parent.mkdir(parents=True, exist_ok=True); log_path.parent.mkdir(parents=True, exist_ok=True)
             t = time.time()
+            # every attempt at a chapter counts: a killed one ended when its log was last written
+            attempts = state.setdefault("attempts", {}).setdefault(nb, [])
+            if attempts and attempts[-1][1] is None:
+                attempts[-1][1] = log_path.stat().st_mtime if log_path.exists() else attempts[-1][0]
+            attempts.append([t, None]); save_json(state, run_dir/"state.json")
             with open(log_path, "w") as log:
                 try:
                     pm.execute_notebook(nbs_dir()/f"{nb}.ipynb", out_nb, cwd=nbs_dir(), progress_bar=False, kernel_name="python3",
@@ -78,10 +83,12 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
                     build_report(run_dir, Path(report_to)/"report.md")
                     raise SystemExit(f"\n✗ {nb} stopped: {type(e).__name__}: {e}\nLog: {log_path}. If it ran out of memory, lower "
                                      f"device_batch_size in settings.ini; re-run the same command to continue.")
-            state["completed"][nb] = dict(seconds=time.time() - t, start=t, end=time.time(),
+            attempts[-1][1] = time.time()
+            state["completed"][nb] = dict(seconds=sum(b - a for a, b in attempts), intervals=attempts, attempts=len(attempts),
                                           finished=datetime.datetime.now().isoformat(timespec="seconds"))
             save_json(state, run_dir/"state.json")
-            print(f"[{i}/{len(chapters)}] {nb}: done in {time.time() - t:.0f}s", flush=True)
+            earlier = f" ({len(attempts)} attempts, {state['completed'][nb]['seconds']:.0f}s in all)" if len(attempts) > 1 else ""
+            print(f"[{i}/{len(chapters)}] {nb}: done in {time.time() - t:.0f}s{earlier}", flush=True)
     report = build_report(run_dir, Path(report_to)/"report.md")
     print(f"\n✓ course finished in {time.time() - t0:.0f}s\n  report:             {Path(report_to).resolve()/'report.md'} (and {report})\n"
           f"  executed notebooks: {run_dir/'notebooks'}\n  logs:               {run_dir/'logs'}", flush=True)

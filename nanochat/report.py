@@ -73,12 +73,12 @@ def _wall_time(done: dict, metrics: list, downloads_path: Path) -> list[str]:
     fetched = [json.loads(l) for l in downloads_path.read_text().splitlines() if l.strip()] if downloads_path.exists() else []
     loop = {m["chapter"]: m["summary"]["wall_time_s"] for m in metrics if "wall_time_s" in m.get("summary", {})}
     L = ["## Wall time", "", "Downloads are timed apart (they depend on the network, not on the machine); the rest is set-up, "
-         "evaluations, samples and plots.", "", "| chapter | total (s) | downloads (s) | training loop (s) | the rest (s) |",
+         "evaluations, samples and plots. A chapter killed and resumed counts every attempt (rows are rounded).", "", "| chapter | total (s) | downloads (s) | training loop (s) | the rest (s) |",
          "|---|---|---|---|---|"]
     tot = dict(all=0.0, dl=0.0, loop=0.0)
     for nb, info in done.items():
-        a, b = info.get("start"), info.get("end")
-        dl = _union_seconds([(max(r["start"], a), min(r["end"], b)) for r in fetched if r["end"] > a and r["start"] < b]) if a else 0.0
+        spans = info.get("intervals") or []   # every attempt at the chapter (a killed run and its resume)
+        dl = _union_seconds([(max(r["start"], a), min(r["end"], b)) for a, b in spans for r in fetched if r["end"] > a and r["start"] < b])
         lp = loop.get(nb, 0.0)
         tot["all"] += info["seconds"]; tot["dl"] += dl; tot["loop"] += lp
         L.append(f"| {nb} | {info['seconds']:.0f} | {dl:.1f} | {lp:.0f} | {info['seconds'] - dl - lp:.0f} |")
