@@ -388,9 +388,10 @@ def test_fast_path_follows_the_model_and_interleaved_generations(tok):
     assert not any(d.busy for d in fast._decoders.values())   # every generation finished: the decoder is free again
 
 
-@pytest.mark.parametrize("device", CUDA)
-@pytest.mark.parametrize("compile", [False, True])
-def test_fast_path_bf16_on_cuda(tok, device, compile):
+# on a GPU: graph-replayed, eager and compiled; on a CPU-only machine (CI) the same check in bf16 without the graph,
+# so that the test runs everywhere rather than skipping (compiling on 2 cores would take minutes)
+@pytest.mark.parametrize("device,compile", [("cuda", False), ("cuda", True)] if CUDA else [("cpu", False)])
+def test_fast_path_bf16(tok, device, compile):
     "In bf16 (the GPU default), graph-replayed and compiled, the fast path keeps the plain path's logits and greedy tokens."
     model = random_gpt(tok.vocab_size, device=device)
     ids = prompt_ids(tok)
@@ -399,10 +400,10 @@ def test_fast_path_bf16_on_cuda(tok, device, compile):
     kw = dict(num_samples=2, max_tokens=24, temperature=0.0)
     assert fast.generate_batch(ids, **kw) == plain.generate_batch(ids, **kw)
     x = torch.tensor([ids], device=device)
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):   # the plain path's step after the prompt
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):   # the plain path's step after the prompt
         pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
         model(x[:, :-1], kv_cache=pre)
         want = model(x[:, -1:], kv_cache=expand_cache(pre, 1, max_len=x.size(1)))[:, -1]
     dec = StaticDecoder(model, 1, 64, torch.bfloat16, compile=compile).start(pre, x.size(1))
-    assert dec.graph is not None
+    assert (dec.graph is not None) == (device == "cuda")   # CUDA graphs exist on GPUs only
     torch.testing.assert_close(dec.step([ids[-1]]), want, atol=0.05, rtol=0.02)

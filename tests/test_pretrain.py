@@ -198,17 +198,20 @@ def ddp_worker(run_dir, accum):
 def reference_losses(steps=6, accum=1):
     "What 2 ranks must compute together, in one process: rank k's `accum` micro-batches come from rank k's loader."
     from nanochat.dataloader import DataLoader
-    from nanochat.optim import make_optimizers, lr_multiplier, muon_momentum
+    from nanochat.optim import make_optimizers, lr_multiplier, muon_momentum, batch_lr_scale
     from nanochat.model import GPT, config_from_depth
     from nanochat.common import seed_everything
+    from nanochat.settings import load_preset
     seed_everything(42)
     model = GPT(config_from_depth(1, 258, aspect_ratio=32, head_dim=16, max_seq_len=32))
     opts = make_optimizers(model)
+    scale = batch_lr_scale(256 * accum, load_preset("smoke")["lr_ref_batch_size"])   # the rates follow the global batch
+    assert (scale == 1) == (accum == 2)   # one case at the reference batch, one below it
     loaders = [DataLoader(ByteTokenizer(), 4, 32, rank=r, world_size=2) for r in range(2)]
     out = []
     for step in range(steps):
         for o in opts:
-            for g in o.param_groups: g["lr"] = g["initial_lr"] * lr_multiplier(step / steps)
+            for g in o.param_groups: g["lr"] = g["initial_lr"] * scale * lr_multiplier(step / steps)
         for g in opts[1].param_groups: g["momentum"] = muon_momentum(step)
         total = 0.0
         for ld in loaders:
