@@ -11,7 +11,8 @@ extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.viewcode"]
 root_doc = "index"
 exclude_patterns = ["**.ipynb_checkpoints"]
 
-# notebooks are shown as committed (outputs of a real quickstart run, copied by nanochat.outputs): never executed here
+# notebooks are shown as committed (chapters: outputs of a real quickstart run, copied by nanochat.outputs; library
+# notebooks: executed in place by `bash run.sh outputs --library`): never executed here
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "colon_fence"]

@@ -8,18 +8,20 @@ Docs: https://nanochat-course.github.io/nanochat/outputs.html.md"""
 
 # %% ../nbs/outputs.ipynb #e2c566b7
 from __future__ import annotations
-import io, re, sys, json, base64, hashlib, argparse
+import io, os, re, sys, json, time, base64, hashlib, argparse, tempfile
 from pathlib import Path
 from .common import atomic_write, load_json
 from .settings import repo_root
 from .course import CHAPTERS
 
 # %% auto #0
-__all__ = ['META_KEY', 'MAX_NB_BYTES', 'WIDGET_SCREENSHOTS', 'code_hash', 'check_outputs', 'trim_lines', 'compress_image',
-           'clean_outputs', 'run_record', 'merge_outputs', 'write_outputs', 'write_report', 'main']
+__all__ = ['META_KEY', 'LIBRARY_PRESET', 'MAX_NB_BYTES', 'WIDGET_SCREENSHOTS', 'code_hash', 'check_outputs', 'trim_lines',
+           'compress_image', 'clean_outputs', 'run_record', 'merge_outputs', 'write_outputs', 'write_report',
+           'library_notebooks', 'cells_to_run', 'execute_notebook', 'write_library_outputs', 'main']
 
 # %% ../nbs/outputs.ipynb #4914f6b0
 META_KEY = "nanochat_outputs"   # the notebook-metadata key holding the record
+LIBRARY_PRESET = "library"      # the record's preset for a library notebook, executed by this module (not by a course run)
 MAX_NB_BYTES = 1 << 20          # each committed notebook stays under 1 MiB
 
 def _src(cell) -> str:
@@ -41,11 +43,13 @@ def check_outputs(path) -> str | None:
     rec = nb.get("metadata", {}).get(META_KEY)
     has_outputs = any(c.get("outputs") for c in nb["cells"])
     if rec is None:
-        return f"{path.name} has outputs but no {META_KEY} record: regenerate them with `bash run.sh outputs RUN_DIR`" if has_outputs else None
+        how = "bash run.sh outputs RUN_DIR" if path.stem in CHAPTERS else f"bash run.sh outputs --library --only {path.stem}"
+        return f"{path.name} has outputs but no {META_KEY} record: regenerate them with `{how}`" if has_outputs else None
     if rec.get("code_sha256") != code_hash(nb):
+        redo = (f"`bash run.sh outputs --library --only {path.stem}`" if rec.get("preset") == LIBRARY_PRESET else
+                f"re-run the chapter (nanochat-course run --preset {rec.get('preset')} --only {path.stem}) and `bash run.sh outputs RUN_DIR`")
         return (f"{path.name}: code cells changed since its outputs were made (run of commit {rec.get('commit')}, preset "
-                f"{rec.get('preset')}): re-run the chapter (nanochat-course run --preset {rec.get('preset')} --only "
-                f"{path.stem}) and `bash run.sh outputs RUN_DIR`")
+                f"{rec.get('preset')}): {redo}")
     return None
 
 # %% ../nbs/outputs.ipynb #39328843
@@ -77,6 +81,8 @@ def compress_image(b64: str) -> tuple[str, str]:
 # an ipywidget's output → a screenshot of it, chosen by a name found in the cell's code
 WIDGET_SCREENSHOTS = {"chat_widget": ("docs/images/chat_widget.png", "the chat widget")}
 _WIDGET = "application/vnd.jupyter.widget-view+json"
+# a file or folder `tempfile` made (random name) in the temp folder, as a path prints it: the part after the temp folder differs per run
+_TMP_RE = re.compile(r"(?<![\w/.~-])(?:" + "|".join(sorted({re.escape(d) for d in ("/tmp", tempfile.gettempdir())}, key=len, reverse=True)) + r")/[\w.\-]+")
 
 def _widget_output(cell_src: str, root: Path) -> dict:
     for name, (img, what) in WIDGET_SCREENSHOTS.items():
@@ -88,18 +94,19 @@ def _widget_output(cell_src: str, root: Path) -> dict:
                 data={"text/plain": "[an interactive widget: run this cell in Jupyter to use it]"})
 
 def clean_outputs(outputs: list, cell_src: str = "", run_dir=None, preset: str = "quickstart",
-                  max_lines: int = 60, root: Path | None = None) -> list:
+                  max_lines: int = 60, root: Path | None = None, swap: dict | None = None) -> list:
     """The outputs of one executed cell made fit for a committed notebook (streams joined and trimmed, images compressed,
     widgets as screenshots); `run_dir` (a path or a list of them: where the run was made, where it lies now) is written
-    as the default `~/.cache/nanochat/runs/<preset>`."""
+    as the default `~/.cache/nanochat/runs/<preset>`, each path of `swap` (`{path: generic}`) as its generic name, and
+    any other folder made in the temp folder as `/tmp/tmpXXXXXXXX`."""
     root = Path(root or repo_root())
     generic = f"~/.cache/nanochat/runs/{preset}"
     run_dirs = {str(d) for d in ([run_dir] if isinstance(run_dir, (str, Path)) else run_dir or [])}
     swap = {d: generic for d in run_dirs} | {str(Path(d).parent.parent): "~/.cache/nanochat"   # downloads: the base folder
-                                             for d in run_dirs if Path(d).parent.name == "runs"}
+                                             for d in run_dirs if Path(d).parent.name == "runs"} | {str(k): v for k, v in (swap or {}).items()}
     def paths(s: str) -> str:
         for d in sorted(swap, key=len, reverse=True): s = s.replace(d, swap[d])
-        return s
+        return _TMP_RE.sub("/tmp/tmpXXXXXXXX", s)
     out = []
     for o in outputs:
         o = json.loads(json.dumps(o))                                 # a deep copy
@@ -143,8 +150,8 @@ def run_record(run_dir) -> dict:
 
 # %% ../nbs/outputs.ipynb #e75f0ad2
 def merge_outputs(committed: dict, executed: dict, record: dict, chapter: str, run_dir=None, max_lines: int = 60,
-                  root: Path | None = None) -> dict:
-    "A copy of `committed` holding the outputs of `executed`, and `record` (plus the code hash) in its metadata."
+                  root: Path | None = None, swap: dict | None = None) -> dict:
+    "A copy of `committed` holding the outputs of `executed` (cleaned by `clean_outputs`), and `record` (plus the code hash) in its metadata."
     pm = executed.get("metadata", {}).get("papermill", {})
     if pm.get("exception"):
         raise ValueError(f"{chapter}: the executed notebook stopped on an error; finish the run first")
@@ -163,7 +170,7 @@ def merge_outputs(committed: dict, executed: dict, record: dict, chapter: str, r
     run_dirs = [d for d in (run_dir, pm.get("parameters", {}).get("run_dir")) if d]   # a run folder may have been moved since
     for c, r in zip(code, ran):
         c["outputs"] = clean_outputs(r.get("outputs", []), _src(c), run_dir=run_dirs, preset=record.get("preset", "quickstart"),
-                                     max_lines=max_lines, root=root)
+                                     max_lines=max_lines, root=root, swap=swap)
         c["execution_count"] = None
     nb["metadata"].pop("papermill", None); nb["metadata"].pop("widgets", None)
     rec = {k: v for k, v in record.items() if k != "seconds"}
@@ -222,21 +229,106 @@ def write_report(run_dir, dest=None) -> Path:
     return dest/"report.md"
 
 # %% ../nbs/outputs.ipynb #e2c6e45f
+def library_notebooks(nbs=None) -> list[str]:
+    "The names of the library notebooks in `nbs` (default: the repository's): every notebook but the chapters and `index`, sorted."
+    nbs = Path(nbs or repo_root()/"nbs")
+    return sorted(p.stem for p in nbs.glob("*.ipynb") if p.stem not in CHAPTERS and p.stem != "index")
+
+def cells_to_run(path) -> set[int]:
+    "The indices of the cells of the notebook at `path` that `nbdev-test` executes (code cells not skipped by a directive or a `tst_flags` flag)."
+    from nbdev.config import get_config
+    from nbdev.test import nb_test_cells
+    flags = get_config(path=repo_root()).get("tst_flags") or ""
+    return {c.idx_ for c in nb_test_cells(path, skip_flags=flags.split() if isinstance(flags, str) else list(flags))}
+
+# %% ../nbs/outputs.ipynb #507cb4c5
+def execute_notebook(path, cwd=None, env: dict | None = None, timeout: int | None = None) -> dict:
+    """The notebook at `path` (as a dict) with the cells `nbdev-test` runs executed in a fresh `python3` kernel started in
+    `cwd` (default: the notebook's folder) with environment `env` (default: this process's), every other cell's outputs
+    emptied. `timeout`: seconds per cell (default: `cell_timeout` of `[tool.nbdev]`). Raises nbclient's
+    `CellExecutionError` (the cell's source and the error) when a cell fails."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbdev.config import get_config
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    run = cells_to_run(path)
+    for c in nb.cells:
+        if c.cell_type == "code": c.outputs, c.execution_count = [], None
+    timeout = timeout or get_config(path=repo_root()).get("cell_timeout") or 600
+    client = NotebookClient(nb, kernel_name="python3", timeout=int(timeout), resources={"metadata": {"path": str(cwd or path.parent)}},
+                            extra_arguments=["--log-level=ERROR"])   # the kernel's start-up chatter is not the reader's concern
+    with client.setup_kernel(env=dict(env if env is not None else os.environ)):
+        for i, c in enumerate(nb.cells):
+            if i in run: client.execute_cell(c, i)
+    return json.loads(json.dumps(nb))
+
+# %% ../nbs/outputs.ipynb #3c8a5aef
+def write_library_outputs(names=None, nbs=None, mirror=None, max_lines: int = 60, log=print) -> list[Path]:
+    """Execute the library notebooks `names` (default: all of `library_notebooks(nbs)`) of `nbs` (default: the
+    repository's) against the offline mirror folder `mirror` (default `../shared/data/mirror` beside the repository)
+    and write each with its outputs and record; `log` gets one line per notebook. Returns the paths written."""
+    from nanochat.dataset import use_mirror
+    from nanochat.report import _git_commit, hardware_summary
+    nbs = Path(nbs or repo_root()/"nbs").resolve()
+    have = library_notebooks(nbs)
+    names = list(names or have)
+    unknown = [n for n in names if n not in have]
+    if unknown: raise ValueError(f"unknown library notebook(s) {', '.join(unknown)}; library notebooks: {', '.join(have)}")
+    mirror = Path(mirror or repo_root().parent/"shared"/"data"/"mirror").expanduser()
+    if not mirror.is_dir(): raise FileNotFoundError(f"mirror folder {mirror} not found: pass --mirror DIR (a folder laid out as <host>/<path>)")
+    record = dict(preset=LIBRARY_PRESET, commit=_git_commit(), date=time.strftime("%Y-%m-%dT%H:%M:%S"), hardware=hardware_summary())
+    texts = {}
+    with tempfile.TemporaryDirectory(prefix="nanochat_library_") as base, use_mirror(mirror) as url:
+        env = {**os.environ, "NANOCHAT_BASE_DIR": base, "NANOCHAT_HEADLESS": "1"}
+        swap = {base: "~/.cache/nanochat", str(Path(base).resolve()): "~/.cache/nanochat", str(repo_root()): "nanochat",
+                url: "http://127.0.0.1:8765"}   # the mirror's port is a free one chosen per run; 8765 is the one the README serves it on
+        for n in names:
+            t = time.time()
+            committed = json.loads((nbs/f"{n}.ipynb").read_text(encoding="utf-8"))
+            # a library cell takes seconds: 5 minutes without an answer is a hang (a server thread?), not work
+            try: ex = execute_notebook(nbs/f"{n}.ipynb", cwd=nbs, env=env, timeout=300)
+            except Exception as e: raise RuntimeError(f"{n}.ipynb failed, so no notebook was written; run `nbdev-test {n}.ipynb` in nbs/ to see why:\n{e}") from None
+            rec = dict(record, seconds={n: round(time.time() - t)})
+            nb = merge_outputs(committed, ex, rec, n, max_lines=max_lines, swap=swap)   # refuses code changed while it ran
+            texts[n] = _clean_text(nb)
+            if (size := len(texts[n].encode())) >= MAX_NB_BYTES:
+                raise ValueError(f"{n}: {size / 2**20:.2f} MiB with its outputs, over the {MAX_NB_BYTES / 2**20:.0f} MiB cap; "
+                                 f"lower --max-lines or make the notebook print less")
+            log(f"{n}: ran in {time.time() - t:.0f}s, {size / 1024:.0f} KiB with its outputs")
+    out = []
+    for n, text in texts.items():
+        with atomic_write(nbs/f"{n}.ipynb", "w") as f: f.write(text)
+        out.append(nbs/f"{n}.ipynb")
+    return out
+
+# %% ../nbs/outputs.ipynb #3fc28519
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m nanochat.outputs",
-                                 description="Copy the outputs of a course run into the committed chapter notebooks (nbs/).")
+                                 description="Copy the outputs of a course run into the committed chapter notebooks (nbs/), "
+                                             "or execute the library notebooks in place (--library).")
     ap.add_argument("--run-dir", help="a run folder of `nanochat-course run`, e.g. ~/.cache/nanochat/runs/quickstart")
-    ap.add_argument("--only", nargs="*", default=None, help="only these chapters (e.g. 02_pretrain)")
+    ap.add_argument("--library", action="store_true", help="execute the library notebooks (not 00-05, not index) and keep their outputs")
+    ap.add_argument("--mirror", default=None, help="with --library: the offline mirror folder (default ../shared/data/mirror)")
+    ap.add_argument("--only", nargs="*", default=None, help="only these chapters (e.g. 02_pretrain), or library notebooks with --library")
     ap.add_argument("--max-lines", type=int, default=60, help="longest log kept whole in an output (default 60 lines)")
     ap.add_argument("--check", action="store_true", help="only check that the committed outputs match their code")
     a = ap.parse_args(argv)
     nbs = repo_root()/"nbs"
     if a.check:
-        bad = [r for c in CHAPTERS if (r := check_outputs(nbs/f"{c}.ipynb"))]
-        print("\n".join(bad) or "outputs: every chapter's outputs match its code")
+        bad = [r for c in [*CHAPTERS, *library_notebooks(nbs)] if (r := check_outputs(nbs/f"{c}.ipynb"))]
+        print("\n".join(bad) or "outputs: every notebook's outputs match its code")
         raise SystemExit(1 if bad else 0)
-    if not a.run_dir: ap.error("--run-dir is required (or --check)")
     if a.max_lines < 4: ap.error(f"--max-lines must be at least 4, got {a.max_lines}")
+    if a.library:
+        if a.run_dir: ap.error("--library executes the library notebooks here: it takes no --run-dir")
+        t = time.time()
+        try: paths = write_library_outputs(a.only, nbs, a.mirror, a.max_lines)
+        except (ValueError, FileNotFoundError, RuntimeError) as e: raise SystemExit(f"error: {e}")   # RuntimeError: a cell failed
+        print(f"{len(paths)} library notebook(s) executed in {time.time() - t:.0f}s, {sum(p.stat().st_size for p in paths) / 2**20:.1f} MiB "
+              f"in all; review with `git diff --stat nbs/`, then commit them")
+        return
+    if not a.run_dir: ap.error("--run-dir is required (or --library, or --check)")
     try:
         paths = write_outputs(a.run_dir, nbs, a.only, a.max_lines)
         if not a.only: paths.append(write_report(a.run_dir))

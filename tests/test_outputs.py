@@ -4,16 +4,26 @@ import json, shutil, subprocess, sys, base64, io
 from pathlib import Path
 import pytest
 from nanochat.course import CHAPTERS
-from nanochat.outputs import META_KEY, MAX_NB_BYTES, check_outputs, code_hash, write_outputs
+from nanochat.outputs import (META_KEY, MAX_NB_BYTES, LIBRARY_PRESET, check_outputs, code_hash, write_outputs,
+                              library_notebooks, write_library_outputs)
 
 REPO = Path(__file__).resolve().parents[1]
 NBS = REPO/"nbs"
+LIBRARY = library_notebooks(NBS)
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS)
+@pytest.mark.parametrize("chapter", [*CHAPTERS, *LIBRARY])
 def test_committed_outputs_match_their_code(chapter):
-    "A chapter whose code cells changed since its outputs were made fails here, naming the way to regenerate them."
+    """A chapter or library notebook whose code cells changed since its outputs were made fails here, naming the way to
+    regenerate them."""
     assert (reason := check_outputs(NBS/f"{chapter}.ipynb")) is None, reason
+
+
+def test_library_notebooks_carry_outputs():
+    "Every library notebook carries executed outputs (`bash run.sh outputs --library`), so its docs page shows results."
+    assert "optim" in LIBRARY and "performance" in LIBRARY and not set(LIBRARY) & set(CHAPTERS) and "index" not in LIBRARY
+    missing = [n for n in LIBRARY if (json.loads((NBS/f"{n}.ipynb").read_text())["metadata"].get(META_KEY) or {}).get("preset") != LIBRARY_PRESET]
+    assert not missing, f"library notebooks without outputs: {missing}; run `bash run.sh outputs --library --only {' '.join(missing)}`"
 
 
 def test_chapters_carry_outputs_all_or_none():
@@ -113,3 +123,36 @@ def test_command_errors_are_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nanochat.outputs", "--run-dir", str(tmp_path/"nope")], capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
     assert "is not a course run folder" in r.stderr and str(tmp_path/"nope") in r.stderr
+
+
+def test_library_notebook_executed_cleaned_and_recorded(tmp_path, mirror_dir):
+    """A library notebook executed in place: the cells nbdev-test skips (`#| eval: false`, a `tst_flags` flag) keep no
+    output, the throw-away base folder, temp folders, the repository's folder and the mirror print as generic names, a plot is
+    kept compressed, nbdev-clean leaves the file as written, and editing its code afterwards makes it stale."""
+    nbs = tmp_path/"nbs"; nbs.mkdir()
+    cells = ["#| eval: false\nraise SystemExit('must not run')", "#| notest\nraise SystemExit('must not run either')",
+             "import tempfile\nfrom nanochat.common import base_dir\nfrom nanochat.settings import repo_root\n"
+             "import os\nwith tempfile.TemporaryDirectory() as t: print(base_dir()/'base_data', t, repo_root()/'nbs', os.environ['HF_ENDPOINT'])",
+             "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2]); plt.show()"]
+    nb = dict(nbformat=4, nbformat_minor=5, cells=[dict(cell_type="code", id=f"c{i}", metadata={}, source=s, outputs=[], execution_count=None)
+                                                   for i, s in enumerate(cells)],
+              metadata={"kernelspec": dict(name="python3", display_name="python3", language="python")})
+    (nbs/"lib.ipynb").write_text(json.dumps(nb))
+    [p] = write_library_outputs(["lib"], nbs, mirror_dir, log=lambda s: None)
+    out = json.loads(p.read_text())
+    assert out["cells"][0]["outputs"] == [] and out["cells"][1]["outputs"] == []
+    assert "".join(out["cells"][2]["outputs"][0]["text"]) == "~/.cache/nanochat/base_data /tmp/tmpXXXXXXXX nanochat/nbs http://127.0.0.1:8765/huggingface.co\n"
+    assert any("image/png" in o.get("data", {}) for o in out["cells"][3]["outputs"])
+    rec = out["metadata"][META_KEY]
+    assert rec["preset"] == LIBRARY_PRESET and rec["code_sha256"] == code_hash(out) and rec["seconds"] >= 0 and check_outputs(p) is None
+    before = p.read_bytes()
+    r = subprocess.run([str(Path(sys.executable).parent/"nbdev-clean"), "--fname", str(p)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0 and p.read_bytes() == before, "nbdev-clean changed a notebook written by write_library_outputs"
+    out["cells"][2]["source"] = "print('edited')"; p.write_text(json.dumps(out))
+    assert "bash run.sh outputs --library --only lib" in check_outputs(p)
+
+
+def test_library_command_errors_are_one_line():
+    r = subprocess.run([sys.executable, "-m", "nanochat.outputs", "--library", "--only", "01_model"], capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "unknown library notebook(s) 01_model; library notebooks: " in r.stderr and "optim" in r.stderr
