@@ -48,7 +48,7 @@ def site(tmp_path_factory):
 LIBRARY_FIGURES = ["optim", "performance"]
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS + LIBRARY_FIGURES)
+@pytest.mark.parametrize("chapter", [*CHAPTERS, *LIBRARY_FIGURES])
 def test_chapter_page_holds_its_figures(site, chapter):
     out, nbs = site
     nb = json.loads((nbs/f"{chapter}.ipynb").read_text())
