@@ -84,7 +84,7 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
                     raise SystemExit(f"\n✗ {nb} stopped: {type(e).__name__}: {e}\nLog: {log_path}. If it ran out of memory, lower "
                                      f"device_batch_size in settings.ini; re-run the same command to continue.")
             attempts[-1][1] = time.time()
-            state["completed"][nb] = dict(seconds=sum(b - a for a, b in attempts), intervals=attempts, attempts=len(attempts),
+            state["completed"][nb] = dict(seconds=sum(b - a for a, b in attempts), intervals=attempts,
                                           finished=datetime.datetime.now().isoformat(timespec="seconds"))
             save_json(state, run_dir/"state.json")
             earlier = f" ({len(attempts)} attempts, {state['completed'][nb]['seconds']:.0f}s in all)" if len(attempts) > 1 else ""

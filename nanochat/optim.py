@@ -44,8 +44,9 @@ class Muon(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self):
         rank, world = dist_info()
-        on_cuda = any(p.is_cuda for g in self.param_groups for p in g["params"])
-        if world == 1 and (self.stack if self.stack is not None else on_cuda): return self._step_stacked()
+        if self.stack is None:   # decided once, at the first step: the parameters stay where they are
+            self.stack = any(p.is_cuda for g in self.param_groups for p in g["params"])
+        if world == 1 and self.stack: return self._step_stacked()
         pending = []
         for group in self.param_groups:
             for i, p in enumerate(group["params"]):
