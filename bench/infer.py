@@ -138,20 +138,22 @@ def fast_decode_seconds(model, ids, steps, dtype, compile):
     return timed(run, ids.device, min_seconds=1.0, min_reps=3) / steps, build, dec
 
 
-def profile_step(model, dtype, prompt):
-    "Where one batch-1 decode step's GPU time goes: the kernels of 5 steps, eager and replayed from the graph."
+def profile_step(decoders: dict, prompt):
+    "Where one decode step's GPU time goes, per decoder: kernels per step, GPU time per step, and the costliest kernels."
     from torch.profiler import profile, ProfilerActivity
-    dec = StaticDecoder(model, 1, StaticDecoder.size_for(prompt + 64), dtype)
-    dec.at.fill_(prompt)
-    for name, fn in (("eager step", dec._step), ("graph replay", dec.graph.replay)):
-        fn(); torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            for _ in range(5): fn()
+    for name, dec in decoders.items():
+        dec.cache.seek(prompt)
+        dec.graph.replay(); torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(5): dec.graph.replay()
             torch.cuda.synchronize()
-        print(f"-- {name}, 5 steps:")
-        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60))
-    try: print(f"SM clock now: {torch.cuda.clock_rate()} MHz")
-    except Exception as e: print(f"SM clock: unavailable ({type(e).__name__})")
+        ev = prof.key_averages()
+        us = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+        kernels = [e for e in ev if us(e) > 0]
+        n, total = sum(e.count for e in kernels) / 5, sum(us(e) for e in kernels) / 5
+        print(f"-- {name}: {n:.0f} kernels and {total / 1e3:.3f} ms of GPU time per step; the costliest:")
+        for e in sorted(kernels, key=us, reverse=True)[:10]:
+            print(f"   {us(e) / 5:8.1f} µs/step {e.count / 5:5.0f}× {us(e) / e.count:6.1f} µs  {e.key[:90]}")
 
 GPU = "cuda"   # where the GPU runs go (a test may point this at "cpu", with torch.cuda's timers replaced)
 
@@ -162,11 +164,11 @@ def gpu_main(a):
     c = model.config
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}; d{c.n_layer}, width {c.n_embd}, vocab {c.vocab_size}, "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, bf16 autocast (fp32 weights in the plain path; "
-          f"the fast path reads a bf16 copy); prompt {a.prompt} tokens, {a.steps} decode steps")
+          f"the fast path reads a bf16 copy of the matrices); prompt {a.prompt} tokens, {a.steps} decode steps")
     print(f"device-to-device copy: {bw / 1e12:.2f} TB/s (read + write)")
     print(f"{'batch':>5} {'path':<22}{'ms/step':>9}{'tok/s':>9}{'MB/token':>10}{'bound tok/s':>12}{'of bound':>9}{'build s':>9}")
     ctx_avg = a.prompt + a.steps / 2
-    rows_out = []
+    rows_out, profiled = [], {}
     for B in a.batches:
         ids = torch.randint(0, c.vocab_size, (B, a.prompt), device=device, generator=torch.Generator(device).manual_seed(0))
         bytes_step = decode_bytes(model, dtype, B, ctx_avg)
@@ -177,7 +179,9 @@ def gpu_main(a):
             if comp and not (a.compile and B == 1): continue   # compiling takes a while: the bandwidth-bound case only
             try:
                 sec, build, dec = fast_decode_seconds(model, ids, a.steps, dtype, comp)
-                results.append((name, sec, build)); del dec
+                results.append((name, sec, build))
+                if B == 1 and a.profile: profiled[name] = dec   # profiled below (a compiled one is not compiled twice)
+                del dec
             except Exception as e:
                 print(f"{B:>5} {name:<22} failed: {type(e).__name__}: {str(e)[:300]}")
         for name, sec, build in results:
@@ -185,9 +189,10 @@ def gpu_main(a):
             print(f"{B:>5} {name:<22}{sec * 1e3:>9.3f}{tok_s:>9,.0f}{bytes_step / B / 1e6:>10.1f}{bound:>12,.0f}{tok_s / bound:>9.1%}"
                   f"{build:>9.1f}", flush=True)
             rows_out.append((B, name, tok_s, tok_s / bound))
-    if a.profile: profile_step(model, dtype, a.prompt)
+    if a.profile: profile_step(profiled, a.prompt)
+    profiled.clear()
     # the fast path must decode what the plain path decodes: greedy tokens of both from the same prompt, in fp32 (where
-    # the two should agree exactly) and in bf16 (where rounding differs: fused q/k/v, fp32 scores over a masked cache)
+    # the two should agree exactly) and in bf16 (where rounding may differ: attention over a masked cache)
     ids = torch.randint(0, c.vocab_size, (1, a.prompt), device=device, generator=torch.Generator(device).manual_seed(1))
     for dt in (torch.float32, dtype):
         plain_toks, fast_toks, diff = greedy_both(model, ids, 64, dt)

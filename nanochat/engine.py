@@ -7,16 +7,16 @@ Docs: https://nanochat-course.github.io/nanochat/engine.html.md"""
 
 # %% ../nbs/engine.ipynb #5e29f01a
 from __future__ import annotations
-import ast, math, operator, re, time
+import ast, copy, math, operator, re, time
 from collections import deque
 import torch
 import torch.nn.functional as F
 from .common import autodetect_dtype, eval_mode, get_logger
-from .model import GPT, KVCache, amp_context, norm, apply_rotary
+from .model import GPT, KVCache, amp_context
 
 # %% auto #0
 __all__ = ['MAX_EXPR_CHARS', 'MAX_INT_BITS', 'MAX_DEPTH', 'PROMPTS', 'expand_cache', 'sample_next_token', 'use_calculator',
-           'Engine', 'StaticDecoder', 'sample_greedy']
+           'Engine', 'StaticKVCache', 'cast_matrices', 'StaticDecoder', 'sample_greedy']
 
 # %% ../nbs/engine.ipynb #c404d0a4
 def expand_cache(cache: KVCache, num_rows: int, max_len: int | None = None) -> KVCache:
@@ -202,9 +202,10 @@ class Engine:
         dec = self._decoders.get(key)
         if dec is not None and dec.busy: return None   # a second generation interleaved with the first: plain path
         try:
-            if dec is None:
-                dec = self._decoders[key] = StaticDecoder(self.model, rows, size, dtype, compile=self.compile)
-            else: dec.load_weights()   # the model may have trained since: same buffers, so the captured graph holds
+            if dec is None:   # decoders of one dtype share one cast copy of the weights
+                net = next((d.net for d in self._decoders.values() if d.dtype == dtype), None)
+                dec = self._decoders[key] = StaticDecoder(self.model, rows, size, dtype, compile=self.compile, net=net)
+            dec.load_weights()   # the model may have trained since: the same buffers, so captured graphs hold
         except Exception as e:
             if self.fast: raise
             get_logger("nanochat.engine").warning(f"fast decoding unavailable ({type(e).__name__}: {str(e)[:200]}); using the plain path")
@@ -236,27 +237,63 @@ class Engine:
         return results, masks
 
 # %% ../nbs/engine.ipynb #3cad30ba
-class StaticDecoder:
-    """One decoding step of a `GPT` for `rows` sequences over a static KV cache of `size` positions: fixed shapes and the
-    position as a device tensor, captured as a CUDA graph on a GPU (`graph=None`: on CUDA) and replayed for each token.
+class StaticKVCache(KVCache):
+    """A `KVCache` of fixed shape for one new token per row per step, its position a device tensor (`at`, set by `seek`
+    outside the step): attention reads all `max_len` positions, those not yet written masked out. Every step then has the
+    same shapes and addresses, so a CUDA graph captured once replays it (the plain cache slices by a Python int)."""
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        device = self.k.device
+        self.at = torch.zeros(1, dtype=torch.long, device=device)   # the position the next token is written at
+        self.positions = torch.arange(self.max_len, device=device)
+        self.visible = torch.zeros(1, 1, 1, self.max_len, dtype=torch.bool, device=device)   # written, and `at` itself
 
-    `dtype`: compute and cache dtype (as `Engine`'s); the block and head weights are copied once in that dtype (a bf16
-    copy of an fp32 model: ~2 bytes per parameter of GPU memory). `compile`: `torch.compile` the step first.
+    def seek(self, pos: int):
+        "The next token goes to position `pos`; positions before it hold the prefix. ValueError outside the cache."
+        if not 0 <= pos < self.max_len: raise ValueError(f"position {pos} is outside this cache of {self.max_len} positions")
+        self.pos = pos
+        self.at.fill_(pos)
+        torch.le(self.positions, pos, out=self.visible.view(-1))
+
+    def rotary(self, cos, sin, T: int):
+        if T != 1: raise ValueError(f"a static cache takes one token per row per step, got {T}")
+        return cos.index_select(1, self.at), sin.index_select(1, self.at)
+
+    def insert(self, layer: int, k, v):
+        self.k[layer].index_copy_(2, self.at, k.to(self.k.dtype))
+        self.v[layer].index_copy_(2, self.at, v.to(self.v.dtype))
+        return self.k[layer], self.v[layer]
+
+    def attn_mask(self, Tq: int, Tk: int): return self.visible
+
+def cast_matrices(model: GPT, dtype: torch.dtype) -> GPT:
+    """`model` itself if its matrices are in `dtype`; else a copy (eval mode, no gradients) with every `nn.Linear` weight
+    cast to `dtype` once, as autocast would cast it at every step. The embedding, a lookup, keeps its dtype (its rows
+    are normalised before any cast, as in the plain path); buffers such as the rotary tables keep theirs."""
+    if model.lm_head.weight.dtype == dtype: return model
+    net = copy.deepcopy(model).eval().requires_grad_(False)
+    for m in net.modules():
+        if isinstance(m, torch.nn.Linear): m.weight.data = m.weight.data.to(dtype)
+    return net
+
+class StaticDecoder:
+    """One decoding step of a `GPT` for `rows` sequences over a `StaticKVCache` of `size` positions, captured as a CUDA
+    graph on a GPU (`graph=None`: on CUDA) and replayed for each token.
+
+    `dtype`: compute and cache dtype (as `Engine`'s); the step runs on `net`, the model with its matrices in that dtype
+    (default `cast_matrices(model, dtype)`: in bf16 a copy, ~2 bytes per parameter; an `Engine`'s decoders share one).
+    `compile`: `torch.compile` the step first.
     `start(prefill, max_len)` copies a one-row prefill cache into every row; `step(column)` feeds one token per row and
     returns the next logits, (rows, vocab) fp32 — a buffer the next step overwrites. Raises ValueError when the cache
     cannot hold `max_len` positions."""
-    def __init__(self, model: GPT, rows: int, size: int, dtype=torch.float32, graph: bool | None = None, compile: bool = False):
+    def __init__(self, model: GPT, rows: int, size: int, dtype=torch.float32, graph: bool | None = None, compile: bool = False,
+                 net: GPT | None = None):
         c, device = model.config, model.get_device()
-        self.model, self.rows, self.size, self.dtype = model, rows, size, dtype
-        self.H, self.Hkv, self.D = c.n_head, c.n_kv_head, c.n_embd // c.n_head
         if size > model.rotary_len: raise ValueError(f"a cache of {size} positions is longer than the rotary tables ({model.rotary_len})")
-        self.k = torch.zeros(c.n_layer, rows, self.Hkv, size, self.D, device=device, dtype=dtype)
-        self.v = torch.zeros_like(self.k)
+        self.model, self.rows, self.size, self.dtype = model, rows, size, dtype
+        self.net = net if net is not None else cast_matrices(model, dtype)
+        self.cache = StaticKVCache(rows, c.n_kv_head, c.n_embd // c.n_head, size, c.n_layer, device=device, dtype=dtype)
         self.tokens = torch.zeros(rows, 1, dtype=torch.long, device=device)   # the column fed in
-        self.at = torch.zeros(1, dtype=torch.long, device=device)             # its position
-        self.positions = torch.arange(size, device=device)
-        self.weights = None
-        self.load_weights()
         self.pos, self.max_len, self.busy = 0, size, False   # as a KVCache's: positions filled, and the end
         self.fn = torch.compile(self._step, dynamic=False, fullgraph=True) if compile else self._step
         self.graph = None
@@ -269,48 +306,22 @@ class StaticDecoder:
 
     @torch.no_grad()
     def load_weights(self):
-        "Copy the model's weights in (into the same buffers after the first time: a captured graph keeps reading them)."
-        m, cast = self.model, lambda w: w.detach().to(self.dtype)   # the matrices autocast would make at every step
-        new = [cast(torch.cat([b.attn.c_q.weight, b.attn.c_k.weight, b.attn.c_v.weight])) for b in m.transformer.h]
-        new = [(qkv, cast(b.attn.c_proj.weight), cast(b.mlp.c_fc.weight), cast(b.mlp.c_proj.weight))
-               for qkv, b in zip(new, m.transformer.h)]
-        new = dict(layers=new, wte=m.transformer.wte.weight.detach(), head=cast(m.lm_head.weight))   # wte: a lookup, as stored
-        if self.weights is None: self.weights = new; return
-        leaves = lambda W: [w for layer in W["layers"] for w in layer] + [W["wte"], W["head"]]
-        for old, w in zip(leaves(self.weights), leaves(new)):
-            if old.data_ptr() != w.data_ptr(): old.copy_(w)   # fp32 weights are the model's own (no copy to refresh)
+        "Copy the model's weights into `net` again, if it is a copy (the same buffers: a captured graph keeps reading them)."
+        if self.net is self.model: return
+        for mine, theirs in zip(self.net.parameters(), self.model.parameters()): mine.copy_(theirs)
 
     def _step(self):
-        "Logits (rows, vocab) fp32 of the tokens in `self.tokens` at position `self.at`; writes their keys and values."
-        W, B, H, Hkv, D = self.weights, self.rows, self.H, self.Hkv, self.D
-        cos, sin = self.model.cos.index_select(1, self.at), self.model.sin.index_select(1, self.at)   # (1, 1, 1, D/2)
-        visible = (self.positions <= self.at).view(1, 1, 1, -1)    # written positions, this one included
-        with torch.no_grad(), amp_context(self.k.device, self.dtype):
-            x = norm(F.embedding(self.tokens, W["wte"]))           # (B, 1, C)
-            for i, (qkv, proj, fc, mlp_proj) in enumerate(W["layers"]):
-                q, k, v = F.linear(norm(x), qkv).split([H * D, Hkv * D, Hkv * D], dim=-1)
-                q, k = norm(apply_rotary(q.view(B, 1, H, D), cos, sin)), norm(apply_rotary(k.view(B, 1, Hkv, D), cos, sin))
-                self.k[i].index_copy_(2, self.at, k.transpose(1, 2).to(self.k.dtype))
-                self.v[i].index_copy_(2, self.at, v.view(B, 1, Hkv, D).transpose(1, 2).to(self.v.dtype))
-                # attention of one query per head over every position; each KV head serves H / Hkv query heads. The
-                # scores in fp32, as the fused attention kernels of the plain path keep them (not rounded to bf16)
-                q = q.view(B, Hkv, H // Hkv, D)
-                with torch.autocast(self.k.device.type, enabled=False):
-                    att = (q.float() @ self.k[i].float().mT) * D ** -0.5    # (B, Hkv, H/Hkv, size)
-                att = att.masked_fill(~visible, float("-inf")).softmax(-1)
-                y = (att.to(self.v.dtype) @ self.v[i]).reshape(B, 1, H * D)
-                x = x + F.linear(y, proj)
-                x = x + F.linear(F.relu(F.linear(norm(x), fc)).square(), mlp_proj)
-            logits = F.linear(norm(x), W["head"])[:, -1].float()
-        return self.model.softcap * torch.tanh(logits / self.model.softcap)
+        "Logits (rows, vocab) fp32 after `self.tokens` at the cache's position; writes their keys and values."
+        with torch.no_grad(), amp_context(self.cache.k.device, self.dtype):
+            return self.net(self.tokens, kv_cache=self.cache)[:, -1]
 
     def _capture(self):
         "Warm up on a side stream (compiling, choosing kernels), then record one step as a CUDA graph."
-        s = torch.cuda.Stream(device=self.k.device)
-        s.wait_stream(torch.cuda.current_stream(self.k.device))
+        s = torch.cuda.Stream(device=self.cache.k.device)
+        s.wait_stream(torch.cuda.current_stream(self.cache.k.device))
         with torch.cuda.stream(s):
             for _ in range(3): self.fn()
-        torch.cuda.current_stream(self.k.device).wait_stream(s)
+        torch.cuda.current_stream(self.cache.k.device).wait_stream(s)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: a web server's other worker threads may use the GPU while this one captures
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"): self.out = self.fn()
@@ -320,7 +331,7 @@ class StaticDecoder:
         "Copy the one-row `prefill` cache into every row; decoding may go on to `max_len` positions. Returns self."
         if max_len > self.size: raise ValueError(f"max_len={max_len} does not fit this decoder's {self.size} positions")
         n = prefill.pos
-        self.k[:, :, :, :n] = prefill.k[:, :, :, :n]; self.v[:, :, :, :n] = prefill.v[:, :, :, :n]   # broadcast over rows
+        self.cache.k[:, :, :, :n] = prefill.k[:, :, :, :n]; self.cache.v[:, :, :, :n] = prefill.v[:, :, :, :n]   # broadcast over rows
         self.pos, self.max_len, self.busy = n, max_len, True
         return self
 
@@ -328,7 +339,7 @@ class StaticDecoder:
         "Feed one token per row at the next position; the logits after it, (rows, vocab) fp32."
         if self.pos >= self.max_len: raise ValueError(f"the decoder is full: {self.max_len} positions")
         self.tokens.copy_(torch.tensor(column, dtype=torch.long)[:, None])
-        self.at.fill_(self.pos)
+        self.cache.seek(self.pos)
         out = self.fn() if self.graph is None else (self.graph.replay(), self.out)[1]
         self.pos += 1
         return out

@@ -76,6 +76,11 @@ class KVCache:
         return cls(batch_size, c.n_kv_head, c.n_embd // c.n_head, max_len or c.sequence_len, c.n_layer,
                    device=model.get_device(), dtype=dtype or model.lm_head.weight.dtype)
 
+    def rotary(self, cos: torch.Tensor, sin: torch.Tensor, T: int):
+        "The rotary tables (1, T, 1, D/2) of `T` new tokens: positions `pos` to `pos + T - 1`. ValueError past the tables."
+        if self.pos + T > cos.size(1): raise ValueError(f"sequence of {self.pos + T} tokens is longer than the rotary tables ({cos.size(1)})")
+        return cos[:, self.pos:self.pos + T], sin[:, self.pos:self.pos + T]
+
     def insert(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         "Store k, v (B, H_kv, T, D) at the current position; return the keys and values of all positions so far."
         t0, t1 = self.pos, self.pos + k.size(2)
@@ -83,6 +88,11 @@ class KVCache:
         self.k[layer, :, :, t0:t1], self.v[layer, :, :, t0:t1] = k, v
         if layer == self.n_layer - 1: self.pos = t1   # the last layer has seen these tokens: move on
         return self.k[layer, :, :, :t1], self.v[layer, :, :, :t1]
+
+    def attn_mask(self, Tq: int, Tk: int):
+        "Which of `Tk` keys each of `Tq` new queries sees (bool, (Tq, Tk)): the cached prefix, then causally. None: all."
+        if Tq == 1: return None
+        return torch.ones(Tq, Tk, dtype=torch.bool, device=self.k.device).tril(diagonal=Tk - Tq)
 
     def reset(self): self.pos = 0
 
@@ -109,13 +119,10 @@ class CausalSelfAttention(nn.Module):
             rep = self.n_head // self.n_kv_head
             k, v = (t[:, :, None].expand(-1, -1, rep, -1, -1).flatten(1, 2) for t in (k, v))
         Tq, Tk = q.size(2), k.size(2)
-        if Tq == Tk:      # training, or a prompt into an empty cache: plain causal attention
+        if Tq == Tk:   # training, or a prompt into an empty cache: plain causal attention
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        elif Tq == 1:     # one new token: it may look at everything in the cache
-            y = F.scaled_dot_product_attention(q, k, v)
-        else:             # a chunk of new tokens: all of the cached prefix, then causal within the chunk
-            mask = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:          # new tokens after cached ones: the cache says which keys each may see
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=kv_cache.attn_mask(Tq, Tk))
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 # %% ../nbs/01_model.ipynb #abdf3d24
@@ -172,10 +179,13 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache: KVCache | None = None,
                 loss_reduction: str = "mean"):
         B, T = idx.shape
-        t0 = kv_cache.pos if kv_cache is not None else 0
-        if t0 + T > self.rotary_len: raise ValueError(f"sequence of {t0 + T} tokens is longer than the rotary tables ({self.rotary_len})")
-        cos, sin = self.cos[:, t0:t0 + T], self.sin[:, t0:t0 + T]
+        if kv_cache is not None: cos, sin = kv_cache.rotary(self.cos, self.sin, T)   # positions after the cached ones
+        elif T > self.rotary_len: raise ValueError(f"sequence of {T} tokens is longer than the rotary tables ({self.rotary_len})")
+        else: cos, sin = self.cos[:, :T], self.sin[:, :T]
         x = norm(self.transformer.wte(idx))
+        # under autocast the residual stream is in the compute dtype (bf16): every add and norm moves half the bytes,
+        # as upstream nanochat's bf16 embedding does on GPUs
+        if torch.is_autocast_enabled(x.device.type): x = x.to(torch.get_autocast_dtype(x.device.type))
         for block in self.transformer.h: x = block(x, cos, sin, kv_cache)
         logits = self.lm_head(norm(x)).float()   # the softcap and the loss in fp32 even under bf16 autocast
         logits = self.softcap * torch.tanh(logits / self.softcap)

@@ -88,6 +88,7 @@ PARAMS = dict(
     sft_time_budget=Param(SFT, float, 10, 604800),
     sft_lr_scale=Param(SFT, float, 0.001, 10),
     chat_eval_max_problems=Param(MID + SFT, int, 1, None, also=(-1,)),
+    compile=Param(TRAIN, str, choices=("auto", "true", "false")),
 )
 
 # %% ../nbs/settings.ipynb #92f691d4

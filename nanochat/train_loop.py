@@ -65,7 +65,8 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
     `val_batches`: this rank's `[(x, y), ...]` for validation bits per byte (`token_bytes`: bytes per token id).
     Schedule: `lr_multiplier(progress, warmup_ratio, warmdown_ratio, final_lr_frac)` × `lr_scale` × nanochat's learning
     rates (`make_optimizers`). `sample(model) -> list[str]`: shown and kept at each evaluation (rank 0).
-    `stop_after`: end this session at that step (with a checkpoint); the next call continues the run.
+    `stop_after`: end this session at that step (with a checkpoint); the next call continues the run. `settings`: the
+    run's settings, kept in its checkpoints; `settings["compile"]` ('auto' when absent, 'true', 'false') decides `torch.compile`.
     Returns steps, tokens, times, tokens/s, MFU, losses, val bpb, the history and the model.
     Raises `ValueError` for a batch that does not divide, `CheckpointError` for a checkpoint of another model or world size."""
     log = get_logger(f"nanochat.{name}")
@@ -113,8 +114,9 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
         # other: one thread is faster (bench/train.py: smoke model 1 vs 2 threads)
         torch.set_num_threads(1)
     # torch.compile fuses the small ops between the matmuls: 1.4× on the quickstart model on a CPU after ~30 s of
-    # compiling, ~1.1× for the smoke model (not worth 20 s there); always on GPUs (bench/train.py --compile)
-    use_compile = device.type == "cuda" or config.n_embd >= 256
+    # compiling, ~1.1× for the smoke model (not worth 20 s there); on GPUs always, unless the run is too short to repay
+    # the ~60 s it takes at d20 (settings: compile = auto | true | false; bench/train.py --compile)
+    use_compile = dict(true=True, false=False).get(settings.get("compile", "auto"), device.type == "cuda" or config.n_embd >= 256)
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     fwd = torch.compile(net, dynamic=False) if use_compile else net
     flops_per_token = model.estimate_flops()

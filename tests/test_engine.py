@@ -399,6 +399,14 @@ def test_fast_path_bf16(tok, device, compile):
     fast = Engine(model, tok, dtype=torch.bfloat16, fast=True, compile=compile)
     kw = dict(num_samples=2, max_tokens=24, temperature=0.0)
     assert fast.generate_batch(ids, **kw) == plain.generate_batch(ids, **kw)
+    kw1 = dict(num_samples=1, max_tokens=24, temperature=0.0)
+    assert fast.generate_batch(ids, **kw1) == plain.generate_batch(ids, **kw1)
+    a, b = fast._decoders.values()   # two shapes, one bf16 copy of the weights between them (the model stays fp32)
+    assert a.net is b.net and a.net is not model and a.net.lm_head.weight.dtype == torch.bfloat16
+    assert model.lm_head.weight.dtype == torch.float32 and a.net.transformer.wte.weight.dtype == torch.float32
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training": the copy follows
+    assert fast.generate_batch(ids, **kw) == plain.generate_batch(ids, **kw)
     x = torch.tensor([ids], device=device)
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):   # the plain path's step after the prompt
         pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
