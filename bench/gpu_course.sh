@@ -28,7 +28,7 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| papermil
       timeout ${TEST_TIMEOUT:-240} $PY -m pytest -q tests/test_engine.py tests/test_execution.py -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -15 ;;
     bench)
       stamp "bench/train.py: pretraining MFU"
-      timeout ${TRAIN_TIMEOUT:-330} $PY bench/train.py --device cuda --runs ${TRAIN_RUNS:-20x16 20x32 12x32 12x64} --attn ${TRAIN_ATTN:-best} --steps 2 2>&1 | tee "$OUT/bench_train.log"
+      timeout ${TRAIN_TIMEOUT:-330} $PY bench/train.py --device cuda --runs ${TRAIN_RUNS:-20x16 20x32 12x32 12x64} --attn ${TRAIN_ATTN:-best} --steps 2 ${TRAIN_ARGS:-} 2>&1 | tee "$OUT/bench_train.log"
       stamp "bench/infer.py: decoding"
       timeout ${INFER_TIMEOUT:-240} $PY bench/infer.py --device cuda ${INFER_ARGS:-} 2>&1 | tee "$OUT/bench_infer.log" ;;
     course)

@@ -67,7 +67,7 @@ def attention_ms(B, H, T, D, name):
         y.backward(g)
     return cuda_events_ms(run)
 
-def gpu_run(depth, B, T, vocab, total, steps, attn, peak, measured):
+def gpu_run(depth, B, T, vocab, total, steps, attn, peak, measured, profile=False):
     "Compile and time `steps` optimizer steps of `total` tokens; prints one row."
     import torch.nn.functional as F
     cfg = config_from_depth(depth, vocab, 64, 128, T)
@@ -101,8 +101,36 @@ def gpu_run(depth, B, T, vocab, total, steps, attn, peak, measured):
     mem = torch.cuda.max_memory_allocated() / 2**30
     print(f"d{depth:<4}{B:>4}×{T:<6}{attn:<10}{accum:>6}{compile_s:>9.0f}{sec:>9.2f}{tok_s:>11,.0f}{achieved / 1e12:>9.0f}"
           f"{achieved / peak:>9.1%}{achieved / measured:>10.1%}{mem:>8.0f}{opt_ms[False]:>9.0f}{opt_ms[True]:>9.0f}", flush=True)
+    if profile:
+        def micro():
+            with attn_context(attn), amp_context(torch.device(GPU), torch.bfloat16): fwd(x[0], y[0]).backward()
+        try: profile_kernels(micro, f"d{depth} {B}×{T}, one micro-batch forward + backward", B * T * model.estimate_flops())
+        except Exception as e: print(f"-- profile failed: {type(e).__name__}: {str(e)[:200]}")   # the timings above stand
     del model, opts, fwd, x, y
     torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+
+# by kernel name, first match wins (cuDNN's attention kernels also carry "sm90" and "gemm"-like words: attention first)
+KINDS = [("attention", ("flash", "fmha", "cudnn", "attention", "sdpa")), ("matmul", ("gemm", "nvjet", "cutlass", "xmma", "cublas")),
+         ("fused (Triton)", ("triton",))]
+
+def profile_kernels(fn, title, flops):
+    "GPU time of `fn()` by kind of kernel (matrix products, attention, Triton-fused elementwise, the rest), and the costliest kernels."
+    from torch.profiler import profile, ProfilerActivity
+    fn(); torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn(); torch.cuda.synchronize()
+    us = lambda e: getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+    kernels = [e for e in prof.key_averages() if us(e) > 0]
+    total = sum(map(us, kernels))
+    if not total: print(f"-- {title}: the profiler saw no GPU kernels"); return
+    kind = lambda e: next((k for k, keys in KINDS if any(w in e.key.lower() for w in keys)), "other")
+    by = {}
+    for e in kernels: by[kind(e)] = by.get(kind(e), 0) + us(e)
+    print(f"-- {title}: {total / 1e3:.1f} ms of GPU time, {sum(e.count for e in kernels)} kernels; "
+          f"model FLOPs / GPU time = {flops / (total / 1e6) / 1e12:.0f} TFLOP/s")
+    print("   " + " | ".join(f"{k} {v / total:.1%}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])))
+    for e in sorted(kernels, key=us, reverse=True)[:12]:
+        print(f"   {us(e) / 1e3:8.2f} ms {e.count:5d}×  {kind(e):<15} {e.key[:80]}")
 
 def gpu_main(a):
     from nanochat.common import peak_flops
@@ -126,7 +154,7 @@ def gpu_main(a):
     for depth, B in runs:
         H = config_from_depth(depth, a.vocab, 64, 128, a.seq).n_head
         for attn in dict.fromkeys(best[B, H] if n == "best" else n for n in a.attn):
-            try: gpu_run(depth, B, a.seq, a.vocab, a.total_batch, a.steps, attn, peak, measured)
+            try: gpu_run(depth, B, a.seq, a.vocab, a.total_batch, a.steps, attn, peak, measured, a.profile)
             except torch.OutOfMemoryError: print(f"d{depth} {B}×{a.seq} {attn}: out of memory"); torch.cuda.empty_cache()
 
 def main():
@@ -143,6 +171,7 @@ def main():
     ap.add_argument("--dtypes", nargs="*", default=["float32"], choices=["float32", "bfloat16"])
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (compile seconds, steady state, break-even)")
+    ap.add_argument("--profile", action="store_true", help="GPU: also profile one micro-batch per run: GPU time by kind of kernel")
     a = ap.parse_args()
     if a.device == "cuda":
         if not torch.cuda.is_available(): raise SystemExit("error: --device cuda but torch sees no CUDA GPU")

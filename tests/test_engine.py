@@ -406,7 +406,8 @@ def test_fast_path_bf16(tok, device, compile):
     assert model.lm_head.weight.dtype == torch.float32 and a.net.transformer.wte.weight.dtype == torch.float32
     with torch.no_grad():
         for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training": the copy follows
-    assert fast.generate_batch(ids, **kw) == plain.generate_batch(ids, **kw)
+    fast.generate_batch(ids, **kw1)   # (greedy tokens of a perturbed random model sit on near-ties: compare the weights)
+    for (name, p), q in zip(model.named_parameters(), a.net.parameters()): assert torch.equal(q, p.to(q.dtype)), name
     x = torch.tensor([ids], device=device)
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):   # the plain path's step after the prompt
         pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
