@@ -2,7 +2,7 @@
 (`StaticDecoder`: static cache + CUDA graph, optionally compiled) against the memory-bandwidth bound.
 
     .venv/bin/python bench/infer.py                      # CPU: quickstart size (d4, width 256, vocab 8,192), contexts 64/256/1024
-    python3 bench/infer.py --device cuda                 # GPU: d20 (vocab 65,536), batch 1 and 8, plain vs fast vs compiled
+    python3 bench/infer.py --device cuda --compile       # GPU: d20 (vocab 65,536), batch 1 and 8, plain vs fast vs compiled
 
 All models are randomly initialised (speed does not depend on the weights; a random head keeps the logits non-zero).
 Tokens/s count generated tokens (rows × steps). Each decode step ends with the greedy argmax copied to the host, as the
@@ -175,15 +175,19 @@ def gpu_main(a):
         bound = bw / bytes_step * B   # tokens/s if a step took only the time to read its bytes
         plain = median_of(lambda: plain_decode(model, ids, a.steps, dtype))
         results = [("plain (KV cache)", plain, 0.0)]
-        for name, comp in (("fast: static + graph", False), ("fast: + torch.compile", True)):
-            if comp and not (a.compile and B == 1): continue   # compiling takes a while: the bandwidth-bound case only
+        for name, comp, lt in (("fast: static + graph", False, False), ("fast: graph, cuBLASLt", False, True),
+                               ("fast: + torch.compile", True, False)):
+            if (comp and not a.compile) or (lt and not a.cublaslt): continue   # compiling takes ~40 s per batch size
+            blas = torch.backends.cuda.preferred_blas_library()
             try:
+                if lt: torch.backends.cuda.preferred_blas_library("cublaslt")   # its kernels are chosen at capture
                 sec, build, dec = fast_decode_seconds(model, ids, a.steps, dtype, comp)
                 results.append((name, sec, build))
                 if B == 1 and a.profile: profiled[name] = dec   # profiled below (a compiled one is not compiled twice)
                 del dec
             except Exception as e:
                 print(f"{B:>5} {name:<22} failed: {type(e).__name__}: {str(e)[:300]}")
+            finally: torch.backends.cuda.preferred_blas_library(blas)
         for name, sec, build in results:
             tok_s = B / sec
             print(f"{B:>5} {name:<22}{sec * 1e3:>9.3f}{tok_s:>9,.0f}{bytes_step / B / 1e6:>10.1f}{bound:>12,.0f}{tok_s / bound:>9.1%}"
@@ -232,7 +236,8 @@ def main():
     ap.add_argument("--batches", nargs="*", type=int, default=[1, 8])
     ap.add_argument("--steps", type=int, default=None, help="decode steps per measurement (default: 16 on the CPU, 256 on a GPU)")
     ap.add_argument("--prompt", type=int, default=512, help="GPU: prompt tokens before decoding")
-    ap.add_argument("--compile", action="store_true", help="GPU: also the compiled fast path, at batch 1 (it compiles for a minute)")
+    ap.add_argument("--compile", action="store_true", help="GPU: also the compiled fast path (it compiles for ~40 s per batch size)")
+    ap.add_argument("--cublaslt", action="store_true", help="GPU: also the graph with cuBLASLt's kernels (other tile choices for 1-row products)")
     ap.add_argument("--profile", action="store_true", help="GPU: also profile one batch-1 step (torch.profiler): where the time goes")
     ap.add_argument("--threads", type=int, default=None, help="CPU: torch threads (default: all cores)")
     a = ap.parse_args()
