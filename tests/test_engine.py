@@ -404,10 +404,6 @@ def test_fast_path_bf16(tok, device, compile):
     a, b = fast._decoders.values()   # two shapes, one bf16 copy of the weights between them (the model stays fp32)
     assert a.net is b.net and a.net is not model and a.net.lm_head.weight.dtype == torch.bfloat16
     assert model.lm_head.weight.dtype == torch.float32 and a.net.transformer.wte.weight.dtype == torch.float32
-    with torch.no_grad():
-        for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training": the copy follows
-    fast.generate_batch(ids, **kw1)   # (greedy tokens of a perturbed random model sit on near-ties: compare the weights)
-    for (name, p), q in zip(model.named_parameters(), a.net.parameters()): assert torch.equal(q, p.to(q.dtype)), name
     x = torch.tensor([ids], device=device)
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):   # the plain path's step after the prompt
         pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
@@ -416,3 +412,7 @@ def test_fast_path_bf16(tok, device, compile):
     dec = StaticDecoder(model, 1, 64, torch.bfloat16, compile=compile).start(pre, x.size(1))
     assert (dec.graph is not None) == (device == "cuda")   # CUDA graphs exist on GPUs only
     torch.testing.assert_close(dec.step([ids[-1]]), want, atol=0.05, rtol=0.02)
+    with torch.no_grad():
+        for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training": the shared copy follows
+    fast.generate_batch(ids, **kw1)   # (greedy tokens of a perturbed random model sit on near-ties: compare the weights)
+    for (name, p), q in zip(model.named_parameters(), a.net.parameters()): assert torch.equal(q, p.to(q.dtype)), name
