@@ -3,6 +3,8 @@
 #   bash bench/gpu_course.sh setup course          # install the carried wheels, run chapters 00-05 ([gpu_course] preset)
 #   bash bench/gpu_course.sh setup test bench      # the engine and sandbox tests on CUDA, then bench/train.py and bench/infer.py
 # Steps run in the order given; PRESET=smoke runs that preset instead (a quick check of every chapter on CUDA).
+# The device's copy of the tree may carry an older .git: NANOCHAT_COMMIT=$(git rev-parse --short HEAD), set where the
+# call is made, puts the right commit in the report.
 # Logs, the report and the run's outputs go to $OUT (the device tool's folder), else out/.
 # The machine's python3 has torch; the wheels install into /tmp/site (no package index there: pip --no-index).
 set -uo pipefail

@@ -2,7 +2,7 @@
 
 The notebooks in nbs/ are the pages, shown with the outputs they carry (never executed here). Sphinx reads one source
 folder, so this script stages one in build/docs/src/ (and builds in build/docs/site/): every notebook of nbs/ (the home page's links, written for
-the README on GitHub, made relative to the site), the example report (docs/report/), the docs pages (docs/*.md), one
+the README on GitHub, made relative to the site), the example reports (docs/report/, docs/gpu/), the docs pages (docs/*.md), one
 API page per module (autodoc, from the docstrings) and the table of contents. Files whose content did not change are
 left untouched, so a second build only redoes what changed."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = ["00_tokenizer", "01_model", "02_pretrain", "03_midtrain", "04_sft", "05_chat"]
-MEASURED = ["performance", "report/report"]          # the Performance page, the example report.md
+MEASURED = ["performance", "report/report", "gpu/README", "gpu/report"]   # the Performance page, the example reports (CPU, GPU)
 SKIP = {"index"}                                      # the home page (nbs/index.ipynb, the README's source)
 
 
@@ -80,7 +80,7 @@ def stage(src: Path, nbs: Path = REPO/"nbs") -> dict:
         _write(src/"api"/f"{m}.md", f"# nanochat.{m}\n\n```{{eval-rst}}\n.. automodule:: nanochat.{m}\n```\n"); keep.add(f"api/{m}.md")
     for f in (REPO/"docs").glob("*.md"):
         _write(src/f.name, f.read_text(encoding="utf-8")); keep.add(f.name)
-    for folder, to in [(REPO/"docs"/"images", "images"), (REPO/"docs"/"report", "report")]:
+    for folder, to in [(REPO/"docs"/"images", "images"), (REPO/"docs"/"report", "report"), (REPO/"docs"/"gpu", "gpu")]:
         for f in folder.rglob("*"):
             if f.is_file():
                 rel = f"{to}/{f.relative_to(folder)}"; keep.add(rel)

@@ -31,6 +31,8 @@ def save_figure(fig, run_dir, name: str) -> Path:
 
 # %% ../nbs/report.ipynb #92cab70f
 def _git_commit() -> str:
+    "The short commit of the code: `$NANOCHAT_COMMIT` if set (a copy of the tree whose .git is not its own), else git's HEAD."
+    if os.environ.get("NANOCHAT_COMMIT"): return os.environ["NANOCHAT_COMMIT"]
     try: return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
                                cwd=repo_root()).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError): return "unknown"

@@ -82,4 +82,8 @@ def test_performance_report_and_toolchain_pages(site):
     report = (out/"report"/"report.html").read_text()
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', report)
     assert imgs and all((out/"report"/s).resolve().is_file() for s in imgs), "the example report's figures are missing"
+    gpu = (out/"gpu"/"report.html").read_text()   # the GPU course's report, and the page that says how it was made
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', gpu)
+    assert "gpu_course" in gpu and imgs and all((out/"gpu"/s).resolve().is_file() for s in imgs), "the GPU report's figures are missing"
+    assert "bench/gpu_course.sh" in (out/"gpu"/"README.html").read_text()
     assert "Sphinx" in (out/"toolchain.html").read_text()
