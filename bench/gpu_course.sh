@@ -37,7 +37,7 @@ print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| papermil
       preset=${PRESET:-gpu_course}
       stamp "the course, preset $preset"
       timeout ${COURSE_TIMEOUT:-540} $PY -m nanochat.course run --preset $preset --mirror $PWD/carry/mirror --restart ${COURSE_SET:+--set $COURSE_SET} 2>&1 \
-        | tee "$OUT/course.log" | grep -E "^\[|✓|✗|error|Error|step [0-9]+:|CORE|ChatCORE" | cut -c1-300
+        | tee "$OUT/course.log" | grep -a -E "^\[|✓|✗|error|Error|step [0-9]+:|CORE|ChatCORE" | cut -c1-300
       run="$NANOCHAT_BASE_DIR/runs/$preset"
       cp "$run/report.md" "$OUT/report.md" 2>/dev/null
       tar -czf "$OUT/run.tar.gz" -C "$run" notebooks logs metrics figures state.json report.md 2>/dev/null

@@ -72,7 +72,7 @@ def stage(src: Path, nbs: Path = REPO/"nbs") -> dict:
             for c in nb["cells"]:
                 if c["cell_type"] == "markdown":
                     s = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-                    c["source"] = s.replace("](nbs/", "](").replace("](docs/images/", "](images/")
+                    c["source"] = s.replace("](nbs/", "](").replace("](docs/images/", "](images/").replace("](docs/gpu/", "](gpu/")
             nb["cells"].append(dict(cell_type="markdown", id="toctree", metadata={},
                                     source="\n".join(_toctree(cap, docs) for cap, docs in groups.items())))
         _write(src/f"{name}.ipynb", json.dumps(nb, indent=1, ensure_ascii=False)); keep.add(f"{name}.ipynb")

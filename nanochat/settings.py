@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/settings.html.md"""
 
 # %% ../nbs/settings.ipynb #9a4fecb7
 from __future__ import annotations
-import os, configparser
+import os, configparser, difflib
 from dataclasses import dataclass
 from pathlib import Path
 from fastcore.xtras import Config
@@ -115,12 +115,17 @@ def load_preset(preset: str, overrides: dict | None = None, path=None) -> dict:
     except configparser.InterpolationError as e:   # a `%` in a value: ConfigParser reads it as a reference
         raise ValueError(f"{path.name} [{preset}] {e.option} = {e.args[0].splitlines()[-1] if e.args else ''}: "
                          f"a value may not contain '%' (write it without, or as '%%')") from None
-    out = {}
+    out, errors = {}, []   # every bad key and value at once: a learner fixes them in one go
     for key, val in raw.items():
         where = "--set" if key in (overrides or {}) else f"[{preset}]" if key in cfg._sections[preset] else "[DEFAULT]"
         if key not in PARAMS:
-            raise ValueError(f"{path.name} {where}: unknown key {key!r}; known keys: {', '.join(PARAMS)}")
-        out[key] = PARAMS[key].parse(key, val, f"{path.name} {where}")
+            near = difflib.get_close_matches(key, PARAMS, n=1)
+            errors.append(f"{path.name} {where}: unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                          + f"; known keys: {', '.join(PARAMS)}")
+            continue
+        try: out[key] = PARAMS[key].parse(key, val, f"{path.name} {where}")
+        except ValueError as e: errors.append(str(e))
+    if errors: raise ValueError("\n".join(errors))
     missing = set(PARAMS) - set(out)
     if missing: raise ValueError(f"{path.name} [{preset}] has no value for {', '.join(sorted(missing))} (add it to [DEFAULT] or the preset)")
     if out["head_dim"] % 2:   # rotary embeddings rotate pairs of channels

@@ -7,14 +7,16 @@ from nanochat.settings import load_preset, PARAMS
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "nanochat.course"]
 
-@pytest.mark.parametrize("preset", ["smoke", "quickstart", "gpu"])
+@pytest.mark.parametrize("preset", ["smoke", "quickstart", "gpu", "gpu_course"])
 def test_shipped_presets_are_valid(preset):
     s = load_preset(preset, path=REPO/"settings.ini")
     assert set(s) == set(PARAMS)
 
 @pytest.mark.parametrize("args, expect", [
     (["--set", "depth=-1"], "depth = '-1' is out of range; allowed: int from 1 to 64"),
-    (["--set", "deph=2"], "unknown key 'deph'"),
+    (["--set", "deph=2"], "unknown key 'deph' (did you mean 'depth'?)"),
+    (["--set", "depth=0", "seed=-1"], "seed = '-1' is out of range"),   # every bad value named, not only the first
+    (["--set", "depth=0", "seed=-1"], "depth = '0' is out of range"),
     (["--set", "vocab_size=lots"], "vocab_size = 'lots' is not a valid int"),
     (["--set", "device=tpu"], "device = 'tpu' is out of range; allowed: one of auto, cpu, cuda, mps"),
 ])
