@@ -197,7 +197,7 @@ class Engine:
         "The fast path's `StaticDecoder` for this call, or None for the plain path (not a GPT, off, or it failed to build)."
         fast = self.fast if self.fast is not None else device.type == "cuda"
         if not fast or not isinstance(self.model, GPT): return None
-        size = StaticDecoder.size_for(max_len)
+        size = min(StaticDecoder.size_for(max_len), self.model.rotary_len)   # a tiny model's rotary tables may be under 64
         key = (rows, size, dtype)
         dec = self._decoders.get(key)
         if dec is not None and dec.busy: return None   # a second generation interleaved with the first: plain path
@@ -272,13 +272,15 @@ class StaticKVCache(KVCache):
     def attn_mask(self, Tq: int, Tk: int): return self.visible
 
 def cast_matrices(model: GPT, dtype: torch.dtype) -> GPT:
-    """`model` itself if its matrices are in `dtype`; else a copy (eval mode, no gradients) with every `nn.Linear` weight
-    cast to `dtype` once, as autocast would cast it at every step. The embedding, a lookup, keeps its dtype (its rows
-    are normalised before any cast, as in the plain path); buffers such as the rotary tables keep theirs."""
+    """`model` itself if its matrices are in `dtype`; else a copy of the modules (eval mode) whose every `nn.Linear`
+    weight is a new tensor cast to `dtype` once, as autocast would cast it at every step (in bf16: 2 bytes per matrix
+    parameter). Everything else is shared with `model`, not copied: the embedding (a lookup, whose rows are normalised
+    before any cast, as in the plain path) and the buffers (the rotary tables)."""
     if model.lm_head.weight.dtype == dtype: return model
-    net = copy.deepcopy(model).eval().requires_grad_(False)
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}   # deepcopy's memo: these are not copied
+    net = copy.deepcopy(model, memo=shared).eval()
     for m in net.modules():
-        if isinstance(m, torch.nn.Linear): m.weight.data = m.weight.data.to(dtype)
+        if isinstance(m, torch.nn.Linear): m.weight = torch.nn.Parameter(m.weight.detach().to(dtype), requires_grad=False)
     return net
 
 class StaticDecoder:
@@ -286,7 +288,8 @@ class StaticDecoder:
     graph on a GPU (`graph=None`: on CUDA) and replayed for each token.
 
     `dtype`: compute and cache dtype (as `Engine`'s); the step runs on `net`, the model with its matrices in that dtype
-    (default `cast_matrices(model, dtype)`: in bf16 a copy, ~2 bytes per parameter; an `Engine`'s decoders share one).
+    (default `cast_matrices(model, dtype)`: in bf16 a copy of the matrices, 2 bytes per matrix parameter; an `Engine`'s
+    decoders share one).
     `compile`: `torch.compile` the step first.
     `start(prefill, max_len)` copies a one-row prefill cache into every row; `step(column)` feeds one token per row and
     returns the next logits, (rows, vocab) fp32 — a buffer the next step overwrites. Raises ValueError when the cache
@@ -313,7 +316,8 @@ class StaticDecoder:
     def load_weights(self):
         "Copy the model's weights into `net` again, if it is a copy (the same buffers: a captured graph keeps reading them)."
         if self.net is self.model: return
-        for mine, theirs in zip(self.net.parameters(), self.model.parameters()): mine.copy_(theirs)
+        for mine, theirs in zip(self.net.parameters(), self.model.parameters()):
+            if mine is not theirs: mine.copy_(theirs)   # the cast matrices (the embedding is shared)
 
     def _step(self):
         "Logits (rows, vocab) fp32 after `self.tokens` at the cache's position; writes their keys and values."

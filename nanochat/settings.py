@@ -116,25 +116,28 @@ def load_preset(preset: str, overrides: dict | None = None, path=None) -> dict:
         raise ValueError(f"{path.name} [{preset}] {e.option} = {e.args[0].splitlines()[-1] if e.args else ''}: "
                          f"a value may not contain '%' (write it without, or as '%%')") from None
     out, errors = {}, []   # every bad key and value at once: a learner fixes them in one go
+    where = lambda key: "--set" if key in (overrides or {}) else f"[{preset}]" if key in cfg._sections[preset] else "[DEFAULT]"
     for key, val in raw.items():
-        where = "--set" if key in (overrides or {}) else f"[{preset}]" if key in cfg._sections[preset] else "[DEFAULT]"
         if key not in PARAMS:
             near = difflib.get_close_matches(key, PARAMS, n=1)
-            errors.append(f"{path.name} {where}: unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
-                          + f"; known keys: {', '.join(PARAMS)}")
+            errors.append(f"{path.name} {where(key)}: unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
             continue
-        try: out[key] = PARAMS[key].parse(key, val, f"{path.name} {where}")
+        try: out[key] = PARAMS[key].parse(key, val, f"{path.name} {where(key)}")
         except ValueError as e: errors.append(str(e))
+    if any(k not in PARAMS for k in raw): errors.append(f"known keys: {', '.join(PARAMS)}")
+    missing = set(PARAMS) - set(raw)
+    if missing: errors.append(f"{path.name} [{preset}] has no value for {', '.join(sorted(missing))} (add it to [DEFAULT] or the preset)")
+    # checks across keys, once the keys they read are valid; each value named with where it was set
+    if "head_dim" in out and out["head_dim"] % 2:   # rotary embeddings rotate pairs of channels
+        errors.append(f"{path.name} {where('head_dim')} head_dim = {out['head_dim']} must be even (rotary embeddings rotate channel pairs)")
+    batch = ("total_batch_size", "device_batch_size", "max_seq_len")
+    if all(k in out for k in batch):
+        tb, B, T = (out[k] for k in batch)
+        if tb % (B * T):   # B × T: the tokens of one forward pass (per rank under torchrun)
+            errors.append(f"{path.name}: total_batch_size = {tb} must be a multiple of device_batch_size × max_seq_len = {B} × "
+                          f"{T} = {B * T} (set in {', '.join(where(k) for k in batch)}; gradient accumulation takes whole "
+                          f"forward passes; under torchrun also × the number of processes)")
     if errors: raise ValueError("\n".join(errors))
-    missing = set(PARAMS) - set(out)
-    if missing: raise ValueError(f"{path.name} [{preset}] has no value for {', '.join(sorted(missing))} (add it to [DEFAULT] or the preset)")
-    if out["head_dim"] % 2:   # rotary embeddings rotate pairs of channels
-        raise ValueError(f"{path.name} [{preset}] head_dim = {out['head_dim']} must be even (rotary embeddings rotate channel pairs)")
-    per_pass = out["device_batch_size"] * out["max_seq_len"]   # tokens of one forward pass (per rank under torchrun)
-    if out["total_batch_size"] % per_pass:
-        raise ValueError(f"{path.name} [{preset}] total_batch_size = {out['total_batch_size']} must be a multiple of device_batch_size × "
-                         f"max_seq_len = {out['device_batch_size']} × {out['max_seq_len']} = {per_pass} (gradient accumulation takes whole "
-                         f"forward passes; under torchrun also × the number of processes)")
     return out
 
 # %% ../nbs/settings.ipynb #687f7b74

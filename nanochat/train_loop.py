@@ -113,7 +113,7 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
         # matrices this narrow do not split profitably across cores, and on a busy machine the threads wait for each
         # other: one thread is faster (bench/train.py: smoke model 1 vs 2 threads)
         torch.set_num_threads(1)
-    # torch.compile fuses the small ops between the matmuls: 1.4× on the quickstart model on a CPU after ~30 s of
+    # torch.compile fuses the small ops between the matmuls: 1.2-1.3× on the quickstart model on a CPU after 10-12 s of
     # compiling, ~1.1× for the smoke model (not worth 20 s there); on GPUs always, unless the run is too short to repay
     # the ~60 s it takes at d20 (settings: compile = auto | true | false; bench/train.py --compile)
     use_compile = dict(true=True, false=False).get(settings.get("compile", "auto"), device.type == "cuda" or config.n_embd >= 256)

@@ -85,5 +85,8 @@ def test_performance_report_and_toolchain_pages(site):
     gpu = (out/"gpu"/"report.html").read_text()   # the GPU course's report, and the page that says how it was made
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', gpu)
     assert "gpu_course" in gpu and imgs and all((out/"gpu"/s).resolve().is_file() for s in imgs), "the GPU report's figures are missing"
-    assert "bench/gpu_course.sh" in (out/"gpu"/"README.html").read_text()
+    readme = (out/"gpu"/"README.html").read_text()
+    assert "bench/gpu_course.sh" in readme
+    logs = re.findall(r'href="([^"]+\.txt)"', readme)   # the raw logs the page quotes are published beside it
+    assert logs and all((out/"gpu"/h).resolve().is_file() for h in logs), logs
     assert "Sphinx" in (out/"toolchain.html").read_text()

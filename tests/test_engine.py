@@ -356,6 +356,17 @@ def test_static_decoder_logits_equal_plain_steps(tok, device):
     with pytest.raises(ValueError, match="longer than the rotary tables"): StaticDecoder(model, 1, 1024)
 
 
+def test_fast_path_on_a_context_shorter_than_its_smallest_cache(tok):
+    "A model whose rotary tables are under the decoder's usual 64 positions still decodes on the fast path (found by review)."
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(sequence_len=5, vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_kv_head=1, n_embd=16)).eval()
+    for p in model.lm_head.parameters(): torch.nn.init.normal_(p, std=0.02)
+    ids, kw = prompt_ids(tok, "hi")[:3], dict(num_samples=2, temperature=0.0)
+    fast = Engine(model, tok, dtype=torch.float32, fast=True)
+    assert fast.generate_batch(ids, **kw) == Engine(model, tok, dtype=torch.float32, fast=False).generate_batch(ids, **kw)
+    assert [d.size for d in fast._decoders.values()] == [model.rotary_len]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("num_samples", [1, 4])
 def test_fast_path_generates_what_the_plain_path_does(tok, device, num_samples):
@@ -403,7 +414,8 @@ def test_fast_path_bf16(tok, device, compile):
     assert fast.generate_batch(ids, **kw1) == plain.generate_batch(ids, **kw1)
     a, b = fast._decoders.values()   # two shapes, one bf16 copy of the weights between them (the model stays fp32)
     assert a.net is b.net and a.net is not model and a.net.lm_head.weight.dtype == torch.bfloat16
-    assert model.lm_head.weight.dtype == torch.float32 and a.net.transformer.wte.weight.dtype == torch.float32
+    assert model.lm_head.weight.dtype == torch.float32 and a.net.transformer.wte.weight is model.transformer.wte.weight
+    assert a.net.cos is model.cos   # the lookup and the rotary tables are shared, not copied
     x = torch.tensor([ids], device=device)
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):   # the plain path's step after the prompt
         pre = KVCache.for_model(model, 1, x.size(1) - 1, dtype=torch.bfloat16)
