@@ -197,7 +197,7 @@ class Engine:
         "The fast path's `StaticDecoder` for this call, or None for the plain path (not a GPT, off, or it failed to build)."
         fast = self.fast if self.fast is not None else device.type == "cuda"
         if not fast or not isinstance(self.model, GPT): return None
-        size = min(StaticDecoder.size_for(max_len), self.model.rotary_len)   # a tiny model's rotary tables may be under 64
+        size = StaticDecoder.size_for(max_len, self.model.rotary_len)
         key = (rows, size, dtype)
         dec = self._decoders.get(key)
         if dec is not None and dec.busy: return None   # a second generation interleaved with the first: plain path
@@ -256,7 +256,6 @@ class StaticKVCache(KVCache):
     def seek(self, pos: int):
         "The next token goes to position `pos`; positions before it hold the prefix. ValueError outside the cache."
         if not 0 <= pos < self.max_len: raise ValueError(f"position {pos} is outside this cache of {self.max_len} positions")
-        self.pos = pos
         self.at.fill_(pos)
         torch.le(self.positions, pos, out=self.visible.view(-1))
 
@@ -308,16 +307,17 @@ class StaticDecoder:
         if graph if graph is not None else device.type == "cuda": self._capture()
 
     @staticmethod
-    def size_for(max_len: int) -> int:
-        "Cache positions for a generation of `max_len`: the next power of two (at least 64), so a few graphs serve every length."
-        return max(64, 1 << (max_len - 1).bit_length())
+    def size_for(max_len: int, most: int | None = None) -> int:
+        """Cache positions for a generation of `max_len`: the next power of two (at least 64), so a few graphs serve every
+        length; at most `most` (a model's rotary tables: a tiny model's may be under 64)."""
+        size = max(64, 1 << (max_len - 1).bit_length())
+        return size if most is None else min(size, most)
 
     @torch.no_grad()
     def load_weights(self):
         "Copy the model's weights into `net` again, if it is a copy (the same buffers: a captured graph keeps reading them)."
-        if self.net is self.model: return
         for mine, theirs in zip(self.net.parameters(), self.model.parameters()):
-            if mine is not theirs: mine.copy_(theirs)   # the cast matrices (the embedding is shared)
+            if mine is not theirs: mine.copy_(theirs)   # the cast matrices (the embedding is shared; `net` may be the model)
 
     def _step(self):
         "Logits (rows, vocab) fp32 after `self.tokens` at the cache's position; writes their keys and values."
@@ -326,11 +326,12 @@ class StaticDecoder:
 
     def _capture(self):
         "Warm up on a side stream (compiling, choosing kernels), then record one step as a CUDA graph."
-        s = torch.cuda.Stream(device=self.cache.at.device)
-        s.wait_stream(torch.cuda.current_stream(self.cache.at.device))
+        device = self.cache.at.device
+        s = torch.cuda.Stream(device=device)
+        s.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(s):
             for _ in range(3): self.fn()
-        torch.cuda.current_stream(self.cache.at.device).wait_stream(s)
+        torch.cuda.current_stream(device).wait_stream(s)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: a web server's other worker threads may use the GPU while this one captures
         with torch.cuda.graph(self.graph, capture_error_mode="thread_local"): self.out = self.fn()
