@@ -61,3 +61,16 @@ def screenshot_dir(tmp_path_factory):
     d = Path(os.environ["NANOCHAT_SCREENSHOTS"]).resolve() if os.environ.get("NANOCHAT_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+CHROME_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+@pytest.fixture(scope="session")
+def chrome_path():
+    """The Chrome or Chromium the browser tests drive: `$CHROME_PATH` (which `bash run.sh test` sets after finding or
+    installing one), else the first on PATH. None found is a failure naming the command that provides one, never a skip."""
+    import os, shutil
+    p = os.environ.get("CHROME_PATH") or next(filter(None, map(shutil.which, CHROME_NAMES)), None)
+    if not p or not Path(p).exists():
+        pytest.fail(f"no Chrome or Chromium ({'CHROME_PATH=' + p if p else 'none on PATH'}): `bash run.sh needs` finds or installs one")
+    return p

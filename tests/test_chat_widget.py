@@ -8,7 +8,6 @@ import requests
 from nanochat.chat_widget import chat_widget
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
@@ -68,7 +67,7 @@ OBSERVE = """() => {
     if (live) window.__lens.push(live.textContent.length); }).observe(box, {subtree: true, childList: true, characterData: true});
 }"""
 
-def test_widget_in_jupyterlab(chat_run, tmp_path, screenshot_dir):
+def test_widget_in_jupyterlab(chat_run, tmp_path, screenshot_dir, chrome_path):
     from playwright.sync_api import sync_playwright
     root = tmp_path/"lab"; root.mkdir()
     shutil.copy(REPO/"nbs"/"05_chat.ipynb", root/"05_chat.ipynb")
@@ -84,7 +83,7 @@ def test_widget_in_jupyterlab(chat_run, tmp_path, screenshot_dir):
     try:
         _wait_http(f"http://127.0.0.1:{port}/api/status?token={token}", lab)
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(str(tmp_path/"profile"), executable_path=CHROMIUM, headless=True,
+            ctx = pw.chromium.launch_persistent_context(str(tmp_path/"profile"), executable_path=chrome_path, headless=True,
                                                         args=FLAGS, viewport={"width": 1200, "height": 900})
             try:
                 page = ctx.new_page()
