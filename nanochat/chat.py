@@ -15,22 +15,26 @@ from .engine import Engine
 __all__ = ['ContextError', 'fit_to_context', 'Chat']
 
 # %% ../nbs/05_chat.ipynb #5940c148
-class ContextError(ValueError): "The newest message alone does not fit in the model's context."
+class ContextError(ValueError): "The newest message alone (with the system message) does not fit in the model's context."
 
 def fit_to_context(tokenizer, messages: list[dict], context: int, reserve: int) -> tuple[list[dict], int]:
     """The newest messages of a conversation whose prompt (`render_for_completion`) plus `reserve` tokens for the reply fit
-    in `context` tokens, and how many messages were dropped from the front. Raises `ContextError` if even the last user
-    message alone does not fit, and ValueError for a malformed conversation (`check_conversation`)."""
-    msgs = check_conversation({"messages": messages})   # a leading system message is merged into the first user turn
-    dropped = 0
+    in `context` tokens, and how many messages were dropped from the front; a leading system message is always kept.
+    Raises `ContextError` if even the last user message alone (with the system message) does not fit, and ValueError
+    for a malformed conversation (`check_conversation`)."""
+    check_conversation({"messages": messages})   # a malformed conversation fails first, named as the caller wrote it
+    system = messages[:1] if messages[0]["role"] == "system" else []
+    rest, dropped = messages[len(system):], 0
     while True:
+        msgs = check_conversation({"messages": system + rest})   # the system message merged into the first user turn
         n = len(tokenizer.render_for_completion({"messages": msgs}))
         if n + reserve <= context: return msgs, dropped
-        if len(msgs) <= 1:
-            raise ContextError(f"the message is {n} tokens long; with {reserve} tokens kept for the reply, the model's context "
-                               f"of {context} tokens allows at most {context - reserve}")
-        cut = 2 if msgs[0]["role"] == "user" and len(msgs) > 2 else 1   # an exchange: a user turn and its reply
-        msgs, dropped = msgs[cut:], dropped + cut
+        if len(rest) <= 1:
+            of = " with the system message" if system else ""
+            raise ContextError(f"the message{of} is {n} tokens long; with {reserve} tokens kept for the reply, the model's "
+                               f"context of {context} tokens allows at most {context - reserve}")
+        cut = 2 if rest[0]["role"] == "user" and len(rest) > 2 else 1   # an exchange: a user turn and its reply
+        rest, dropped = rest[cut:], dropped + cut
 
 # %% ../nbs/05_chat.ipynb #777055d2
 class Chat:
