@@ -20,18 +20,19 @@ __all__ = ['MAX_EXPR_CHARS', 'MAX_INT_BITS', 'MAX_DEPTH', 'PROMPTS', 'expand_cac
 
 # %% ../nbs/engine.ipynb #c404d0a4
 def expand_cache(cache: KVCache, num_rows: int, max_len: int | None = None) -> KVCache:
-    """A new cache of `num_rows` rows and `max_len` positions (default: the same), each row a copy of the one-row `cache`.
+    """A new cache of `num_rows` rows and `max_len` positions (default: the same): each of the B rows of `cache` copied
+    `num_rows // B` times, in order (row 0's copies first).
 
     Only the first `cache.pos` positions are copied; the new cache has the same `pos`, device and dtype. Raises ValueError
-    if `cache` has more than one row, `num_rows` < 1 or `max_len` < `cache.pos`."""
+    if `num_rows` is not a positive multiple of the rows of `cache`, or `max_len` < `cache.pos`."""
     L, B, H, T, D = cache.k.shape
     max_len = T if max_len is None else max_len
-    if B != 1: raise ValueError(f"expand_cache copies a one-row cache, got one of {B} rows")
-    if num_rows < 1: raise ValueError(f"num_rows must be ≥ 1, got {num_rows}")
+    if num_rows < 1 or num_rows % B: raise ValueError(f"num_rows must be a positive multiple of the cache's {B} rows, got {num_rows}")
     if max_len < cache.pos: raise ValueError(f"max_len={max_len} cannot hold the {cache.pos} positions already cached")
     out = KVCache(num_rows, H, D, max_len, L, device=cache.k.device, dtype=cache.k.dtype)
-    out.k[:, :, :, :cache.pos] = cache.k[:, :, :, :cache.pos]   # (L, 1, H, pos, D) broadcasts over the rows
-    out.v[:, :, :, :cache.pos] = cache.v[:, :, :, :cache.pos]
+    copies = num_rows // B   # one row broadcasts (L, 1, H, pos, D); several are repeated in place
+    out.k[:, :, :, :cache.pos] = cache.k[:, :, :, :cache.pos].repeat_interleave(copies, dim=1) if B > 1 else cache.k[:, :, :, :cache.pos]
+    out.v[:, :, :, :cache.pos] = cache.v[:, :, :, :cache.pos].repeat_interleave(copies, dim=1) if B > 1 else cache.v[:, :, :, :cache.pos]
     out.pos = cache.pos
     return out
 
@@ -132,6 +133,18 @@ class Engine:
         self.output_start, self.output_end = S("<|output_start|>"), S("<|output_end|>")
         self.stop_tokens = {S("<|assistant_end|>"), tokenizer.get_bos_token_id()}
 
+    def _check(self, tokens, max_tokens, temperature, top_k):
+        "ValueError naming what is wrong with a prompt or the sampling settings."
+        V, ctx = self.model.config.vocab_size, self.model.config.sequence_len
+        if not isinstance(tokens, (list, tuple)) or not tokens or not all(isinstance(t, int) for t in tokens):
+            raise ValueError(f"tokens must be a non-empty list of token ids (ints), got {str(tokens)[:80]}")
+        if not all(0 <= t < V for t in tokens): raise ValueError(f"token ids must be in 0..{V - 1}, got {[t for t in tokens if not 0 <= t < V][:5]}")
+        if len(tokens) > ctx: raise ValueError(f"the prompt has {len(tokens)} tokens, more than the model's context of {ctx}")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ValueError(f"max_tokens must be an int ≥ 1 or None (until the context is full), got {max_tokens!r}")
+        if not temperature >= 0: raise ValueError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
+        if not isinstance(top_k, int) or top_k < 0: raise ValueError(f"top_k must be an int ≥ 0 (0 = off), got {top_k!r}")
+
     def generate(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None, temperature: float = 1.0,
                  top_k: int = 0, seed: int = 42):
         """Yield `(token_column, token_masks)` per step: the next token of each of the `num_samples` rows (lists of ints);
@@ -140,19 +153,23 @@ class Engine:
         `tokens`: the prompt (token ids); `max_tokens`: most columns (None: until the context is full); `temperature` 0
         is greedy; `top_k` 0 is off; `seed` seeds the generator. Arguments are checked at the call (ValueError), not at
         the first `next`."""
-        V, ctx = self.model.config.vocab_size, self.model.config.sequence_len
-        if not isinstance(tokens, (list, tuple)) or not tokens or not all(isinstance(t, int) for t in tokens):
-            raise ValueError(f"tokens must be a non-empty list of token ids (ints), got {str(tokens)[:80]}")
-        if not all(0 <= t < V for t in tokens): raise ValueError(f"token ids must be in 0..{V - 1}, got {[t for t in tokens if not 0 <= t < V][:5]}")
-        if len(tokens) > ctx: raise ValueError(f"the prompt has {len(tokens)} tokens, more than the model's context of {ctx}")
+        self._check(tokens, max_tokens, temperature, top_k)
         if not isinstance(num_samples, int) or num_samples < 1: raise ValueError(f"num_samples must be an int ≥ 1, got {num_samples!r}")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise ValueError(f"max_tokens must be an int ≥ 1 or None (until the context is full), got {max_tokens!r}")
-        if not temperature >= 0: raise ValueError(f"temperature must be ≥ 0 (0 = greedy), got {temperature}")
-        if not isinstance(top_k, int) or top_k < 0: raise ValueError(f"top_k must be an int ≥ 0 (0 = off), got {top_k!r}")
-        return self._generate(list(tokens), num_samples, max_tokens, temperature, top_k, seed)
+        return self._generate([list(tokens)], num_samples, max_tokens, temperature, top_k, seed)
 
-    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
+    def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
+                      top_k: int = 0, seed: int = 42):
+        """As `generate`, with one row per prompt: different questions answered in one batch, as an evaluation needs.
+        The prompts must have one length — the rows share the cache's positions, so no padding is needed — and a caller
+        with prompts of many lengths batches them by length. Raises ValueError for an empty list, a bad prompt, or
+        prompts of different lengths (named)."""
+        if not isinstance(prompts, (list, tuple)) or not prompts: raise ValueError(f"prompts must be a non-empty list of prompts, got {str(prompts)[:80]}")
+        for p in prompts: self._check(p, max_tokens, temperature, top_k)
+        if len(lengths := {len(p) for p in prompts}) > 1:
+            raise ValueError(f"the prompts must have one length (batch them by length), got lengths {sorted(lengths)}")
+        return self._generate([list(p) for p in prompts], 1, max_tokens, temperature, top_k, seed)
+
+    def _generate(self, prompts, num_samples, max_tokens, temperature, top_k, seed):
         model, c = self.model, self.model.config
         device = model.get_device()
         # a model stored in low precision (bf16 weights) computes and caches in its own dtype, whatever was asked
@@ -162,16 +179,18 @@ class Engine:
         rng = torch.Generator(device=device).manual_seed(seed)
         def last_logits(ids, cache):   # (B, T) → (B, V) fp32: the logits after the last token of each row
             with torch.no_grad(), amp_context(device, dtype): return model(ids, kv_cache=cache)[:, -1, :]
-        # 1. prefill the prompt once, in one row; copy it into num_samples rows with room up to the context
-        max_len = c.sequence_len if max_tokens is None else min(c.sequence_len, len(tokens) + max_tokens)
-        prefill = KVCache(1, c.n_kv_head, c.n_embd // c.n_head, len(tokens), c.n_layer, device=device, dtype=dtype)
-        logits = last_logits(torch.tensor([tokens], dtype=torch.long, device=device), prefill)
-        decoder = self._decoder(num_samples, max_len, dtype, device)   # the fast path, or None
+        # 1. prefill each prompt once, a row each; copy them into num_samples rows each, with room up to the context
+        B, T = len(prompts), len(prompts[0])
+        n = B * num_samples
+        max_len = c.sequence_len if max_tokens is None else min(c.sequence_len, T + max_tokens)
+        prefill = KVCache(B, c.n_kv_head, c.n_embd // c.n_head, T, c.n_layer, device=device, dtype=dtype)
+        logits = last_logits(torch.tensor(prompts, dtype=torch.long, device=device), prefill)
+        decoder = self._decoder(n, max_len, dtype, device)   # the fast path, or None
         if decoder is not None: cache = decoder.start(prefill, max_len)
-        else: cache = expand_cache(prefill, num_samples, max_len)
-        rows = [_Row() for _ in range(num_samples)]
+        else: cache = expand_cache(prefill, n, max_len)
+        rows = [_Row() for _ in range(n)]
         del prefill
-        logits = logits.expand(num_samples, -1)   # every row samples its own first token
+        logits = logits.repeat_interleave(num_samples, dim=0)   # every row samples its own first token
         try: yield from self._decode(logits, cache, decoder, rows, rng, max_tokens, temperature, top_k, last_logits, device)
         finally:
             if decoder is not None: decoder.busy = False   # finished, or closed early: free for the next generation
@@ -338,10 +357,12 @@ class StaticDecoder:
 
     @torch.no_grad()
     def start(self, prefill: KVCache, max_len: int) -> "StaticDecoder":
-        "Copy the one-row `prefill` cache into every row; decoding may go on to `max_len` positions. Returns self."
+        """Copy the `prefill` cache into the rows (one prefilled row into every row, or one row each); decoding may go on
+        to `max_len` positions. Returns self."""
         if max_len > self.size: raise ValueError(f"max_len={max_len} does not fit this decoder's {self.size} positions")
+        if prefill.k.size(1) not in (1, self.rows): raise ValueError(f"a prefill of {prefill.k.size(1)} rows cannot start {self.rows} rows")
         n = prefill.pos
-        for i in range(self.cache.n_layer):   # (1, H, n, D) broadcasts over the rows
+        for i in range(self.cache.n_layer):   # (1 or rows, H, n, D): one row broadcasts over the rows
             self.cache.k[i][:, :, :n] = prefill.k[i, :, :, :n]; self.cache.v[i][:, :, :n] = prefill.v[i, :, :, :n]
         self.pos, self.max_len, self.busy = n, max_len, True
         return self

@@ -93,8 +93,8 @@ def test_expand_cache(tok):
     for r in range(3):
         assert torch.equal(three.k[:, r, :, :one.pos], one.k[:, 0]) and torch.equal(three.v[:, r, :, :one.pos], one.v[:, 0])
     assert three.k[:, :, :, one.pos:].abs().sum() == 0
-    with pytest.raises(ValueError, match="one-row"): expand_cache(three, 2)
-    with pytest.raises(ValueError, match="num_rows must be ≥ 1"): expand_cache(one, 0)
+    with pytest.raises(ValueError, match="positive multiple of the cache's 3 rows"): expand_cache(three, 2)
+    with pytest.raises(ValueError, match="positive multiple"): expand_cache(one, 0)
     with pytest.raises(ValueError, match="cannot hold"): expand_cache(one, 2, max_len=one.pos - 1)
 
 
@@ -428,3 +428,29 @@ def test_fast_path_bf16(tok, device, compile):
         for p in model.parameters(): p.add_(torch.randn_like(p) * 0.3)   # "more training": the shared copy follows
     fast.generate_batch(ids, **kw1)   # (greedy tokens of a perturbed random model sit on near-ties: compare the weights)
     for (name, p), q in zip(model.named_parameters(), a.net.parameters()): assert torch.equal(q, p.to(q.dtype)), name
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_generate_many_answers_each_prompt_as_alone(tok, device):
+    "Different prompts of one length in one batch: each row's greedy tokens are those of its prompt generated alone."
+    model = random_gpt(tok.vocab_size, device=device)
+    engine = Engine(model, tok, dtype=torch.float32)
+    ids = tok.encode(TEXT, prepend=tok.get_bos_token_id())
+    prompts = [ids[i:i + 7] for i in (0, 3, 9, 20)]
+    cols = list(engine.generate_many(prompts, max_tokens=12, temperature=0.0))
+    together = [[c[r] for c, _ in cols] for r in range(len(prompts))]
+    alone = [[c[0] for c, _ in engine.generate(p, max_tokens=12, temperature=0.0)] for p in prompts]
+    assert together == alone and len({tuple(t) for t in together}) > 1
+    with pytest.raises(ValueError, match=r"got lengths \[7, 8\]"): engine.generate_many([ids[:7], ids[:8]])
+    with pytest.raises(ValueError, match="non-empty list of prompts"): engine.generate_many([])
+
+
+def test_generate_many_runs_the_calculator_per_row(tok):
+    "Each row keeps its own tool state: the row that writes a calculator call gets its output forced, the other not."
+    S = tok.encode_special
+    call = [S("<|python_start|>"), *tok.encode("2+2"), S("<|python_end|>")]
+    model = ScriptedModel([call + tok.encode(" ok"), tok.encode("no tool")], prompt_len=3, tokenizer=tok)
+    cols = list(Engine(model, tok).generate_many([[1, 2, 3], [4, 5, 6]], max_tokens=20, temperature=0.0))
+    row0, row1 = ([c[r] for c, _ in cols] for r in range(2))
+    assert row0[:len(call) + 3] == call + [S("<|output_start|>"), *tok.encode("4"), S("<|output_end|>")]
+    assert S("<|output_start|>") not in row1
