@@ -50,6 +50,7 @@ def hardware_summary() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}; GPU: {gpu}"
 
 def _fmt(v):
+    if v is None: return "—"
     if isinstance(v, bool) or not isinstance(v, (int, float)): return str(v)
     if isinstance(v, int) or abs(v) >= 1000: return f"{v:,.0f}"
     return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
@@ -89,6 +90,20 @@ def _wall_time(done: dict, metrics: list, downloads_path: Path) -> list[str]:
           f"Downloaded {len(fetched)} files, {sum(r['bytes'] for r in fetched) / 1e6:,.1f} MB.", ""]
     return L
 
+def _probe_section(metrics: list) -> list[str]:
+    "The skills probe of each stage that ran it (`details['skills_probe']`, from `probe_table`): score ± s.e. per stage."
+    probes = {m["stage"]: m["details"]["skills_probe"] for m in metrics if m.get("stage") and "skills_probe" in m.get("details", {})}
+    if not probes: return []
+    stages = [s for s in STAGES if s in probes]
+    rows = list(dict.fromkeys(r for s in stages for r in probes[s]))
+    cell = lambda v: f"{v['score']:.2f} ± {v['± s.e.']:.2f}" if v else ""
+    const = lambda r: next((f"{probes[s][r]['constant']:.2f}" for s in stages if probes[s].get(r, {}).get("constant") is not None), "—")
+    L = ["## Skills probe", "", "Greedy replies to held-out questions ([probe](https://nanochat-course.github.io/nanochat/probe.html)): "
+         "each score ± its standard error; *constant*: the best score of one fixed reply on the same items.", "",
+         "| skill | " + " | ".join(stages) + " | constant | items |", "|---|" + "---|" * (len(stages) + 2)]
+    L += [f"| {r} | " + " | ".join(cell(probes[s].get(r)) for s in stages) + f" | {const(r)} | {next(probes[s][r]['items'] for s in stages if r in probes[s])} |" for r in rows]
+    return L + [""]
+
 def report_text(run_dir, link_dir=None) -> str:
     "The markdown report of `run_dir`, with figure links relative to `link_dir` (default: `run_dir`)."
     import torch, nanochat
@@ -108,6 +123,7 @@ def report_text(run_dir, link_dir=None) -> str:
         L += ["## Summary", "", "| metric | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]
         L += [f"| {r} | " + " | ".join(_fmt(staged.get(s, {}).get(r, "")) for s in STAGES) + " |" for r in rows]
         L.append("")
+    L += _probe_section(metrics)
     L += _wall_time(state.get("completed", {}), metrics, run_dir/"downloads.jsonl")
     for m in metrics:
         L += [f"## {m['chapter']}" + (f" ({m['stage']})" if m.get("stage") else ""), ""]
