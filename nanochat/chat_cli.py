@@ -7,19 +7,22 @@ Docs: https://nanochat-course.github.io/nanochat/chat_cli.html.md"""
 
 # %% ../nbs/chat_cli.ipynb #ca5cc364
 from __future__ import annotations
-import argparse, random, sys
+import argparse, contextlib, os, random, sys
 from .chat import Chat, ContextError
 
 # %% auto #0
-__all__ = ['QUIT', 'CLEAR', 'cli_parser', 'say', 'repl', 'main']
+__all__ = ['MAX_TEMPERATURE', 'QUIT', 'CLEAR', 'cli_parser', 'say', 'repl', 'main']
 
 # %% ../nbs/chat_cli.ipynb #8663a74e
-def _at_least(lo, kind=float, note=""):
-    "An argparse type: a `kind` number ≥ `lo`; otherwise a message with the value and what is allowed."
+MAX_TEMPERATURE = 2   # the web server's LIMITS["temperature"] (not imported: chat_web pulls in FastAPI)
+
+def _number(lo, hi=None, kind=float, note=""):
+    "An argparse type: a `kind` number from `lo` (to `hi`); otherwise a message with the value and what is allowed."
     def check(s):
         try: v = kind(s)
         except ValueError: raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {s!r}") from None
-        if not v >= lo: raise argparse.ArgumentTypeError(f"must be ≥ {lo}{note}, got {s}")
+        if not (lo <= v and (hi is None or v <= hi)):   # written so that NaN fails too
+            raise argparse.ArgumentTypeError(f"must be {f'≥ {lo}' if hi is None else f'from {lo} to {hi}'}{note}, got {s}")
         return v
     return check
 
@@ -31,10 +34,11 @@ def cli_parser() -> argparse.ArgumentParser:
     ap.add_argument("--preset", default=None, help="the run of this preset (default: the run with the newest checkpoint)")
     ap.add_argument("--run-dir", default=None, help="a run folder (instead of --preset)")
     ap.add_argument("--stage", default="sft", choices=["base", "mid", "sft"], help="which model of the run (default: sft)")
-    ap.add_argument("--step", type=_at_least(0, int), default=None, help="a checkpoint's step (default: the newest)")
-    ap.add_argument("--temperature", "-t", type=_at_least(0.0, note=" (0 = greedy)"), default=0.6, help="0 = greedy (default 0.6)")
-    ap.add_argument("--top-k", "-k", type=_at_least(0, int, " (0 = off)"), default=50, help="sample among the k likeliest tokens; 0 = all (default 50)")
-    ap.add_argument("--max-tokens", "-m", type=_at_least(1, int), default=256, help="longest reply in tokens (default 256)")
+    ap.add_argument("--step", type=_number(0, kind=int), default=None, help="a checkpoint's step (default: the newest)")
+    ap.add_argument("--temperature", "-t", type=_number(0, MAX_TEMPERATURE, note=" (0 = greedy)"), default=0.6,
+                    help=f"0 = greedy, up to {MAX_TEMPERATURE} (default 0.6)")
+    ap.add_argument("--top-k", "-k", type=_number(0, kind=int, note=" (0 = off)"), default=50, help="sample among the k likeliest tokens; 0 = all (default 50)")
+    ap.add_argument("--max-tokens", "-m", type=_number(1, kind=int), default=256, help="longest reply in tokens (default 256)")
     ap.add_argument("--seed", type=int, default=None, help="sampling seed (default: a new one for every reply)")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
     return ap
@@ -95,12 +99,16 @@ def main(argv=None) -> int:
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr); return 1
     chat = Chat(model, tokenizer, temperature=a.temperature, top_k=a.top_k, max_tokens=a.max_tokens)
-    if a.prompt is not None:
-        return 0 if say(chat, [{"role": "user", "content": a.prompt}], seed=a.seed) is not None else 1
-    print(f"nanochat · the {a.stage} model of {meta['run_dir']} (step {meta.get('step', '?')}, a context of "
-          f"{model.config.sequence_len} tokens) · 'clear' starts over, 'quit' or Ctrl-D leaves, Ctrl-C stops a reply",
-          file=sys.stderr, flush=True)
-    repl(chat, seed=a.seed)
-    return 0
+    try:
+        if a.prompt is not None:
+            return 0 if say(chat, [{"role": "user", "content": a.prompt}], seed=a.seed) is not None else 1
+        print(f"nanochat · the {a.stage} model of {meta['run_dir']} (step {meta.get('step', '?')}, a context of "
+              f"{model.config.sequence_len} tokens) · 'clear' starts over, 'quit' or Ctrl-D leaves, Ctrl-C stops a reply",
+              file=sys.stderr, flush=True)
+        repl(chat, seed=a.seed)
+        return 0
+    except BrokenPipeError:   # the reader went away: see above
+        with contextlib.suppress(OSError, ValueError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 if __name__ == "__main__" and sys.argv[0].endswith("chat_cli.py"): sys.exit(main())   # a notebook is __main__ too

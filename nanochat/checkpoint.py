@@ -7,19 +7,20 @@ Docs: https://nanochat-course.github.io/nanochat/checkpoint.html.md"""
 
 # %% ../nbs/checkpoint.ipynb #e2f2a48a
 from __future__ import annotations
-import re, random, pickle, zipfile
+import re, errno, random, pickle, shutil, zipfile, difflib, configparser
 from pathlib import Path
 import torch
 from .common import atomic_write
 from .model import GPT, GPTConfig
 
 # %% auto #0
-__all__ = ['STAGE_DIRS', 'STAGE_CHAPTERS', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'rng_state',
-           'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load_model', 'checkpoint_dir', 'find_run_dir',
-           'load_chat_model']
+__all__ = ['STAGE_DIRS', 'STAGE_CHAPTERS', 'CheckpointError', 'CheckpointWriteError', 'list_checkpoints', 'latest_checkpoint',
+           'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'load_model', 'checkpoint_dir',
+           'find_run_dir', 'load_chat_model']
 
 # %% ../nbs/checkpoint.ipynb #92bc5914
 class CheckpointError(RuntimeError): pass
+class CheckpointWriteError(CheckpointError, OSError): "A checkpoint that could not be written (disk full, read-only, …)."
 
 def _ckpt_path(ckpt_dir, step: int) -> Path: return Path(ckpt_dir)/f"step_{step:06d}.pt"
 
@@ -40,12 +41,47 @@ def set_rng_state(s: dict):
     random.setstate(s["python"]); torch.set_rng_state(s["torch"].cpu())
     if s.get("cuda") is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
 
+class _KeepOSError:
+    "A file to `torch.save` into that remembers the first `OSError` of a write (torch replaces it with its own error)."
+    def __init__(self, f): self.f, self.error = f, None
+    def write(self, b):
+        try: return self.f.write(b)
+        except OSError as e: self.error = self.error or e; raise
+    def flush(self): return self.f.flush()
+
+def _size(n: int) -> str:
+    for unit, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if n >= unit: return f"{n / unit:,.1f} {name}"
+    return f"{n} B"
+
+def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
+    "One line: the file, the cause (with the space left, for a full disk), the checkpoint still there, the way out."
+    prev = latest_checkpoint(path.parent)
+    notes = [f"{prev.name}, {_size(prev.stat().st_size)}, is intact" if prev is not None else "no earlier checkpoint"]
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        disk = next((p for p in path.parents if p.exists()), Path("/"))
+        notes.insert(0, f"{_size(shutil.disk_usage(disk).free)} free")
+        fix = "free some space, or choose a run folder on another disk"
+    else: fix = f"make {path.parent} writable, or choose another run folder"
+    err = CheckpointWriteError(f"cannot write checkpoint {path}: {(e.strerror or str(e)).lower()} ({'; '.join(notes)}): {fix} "
+                               f"(--run-dir, NANOCHAT_BASE_DIR) and run the same command again to resume")
+    err.errno = e.errno
+    return err
+
 def save_checkpoint(ckpt_dir, step: int, model, optimizers, meta: dict, loader_states: list, rng: list | None = None, keep: int = 2) -> Path:
-    "Write `step_XXXXXX.pt` atomically into `ckpt_dir`, then delete all but the `keep` newest."
+    """Write `step_XXXXXX.pt` atomically into `ckpt_dir`, then delete all but the `keep` newest. A failed write (disk
+    full, read-only folder) raises `CheckpointWriteError` naming the file and the cause, leaving no temp file behind."""
     path = _ckpt_path(ckpt_dir, step)
     obj = dict(format="nanochat-checkpoint-1", step=step, model=model.state_dict(),
                optimizers=[o.state_dict() for o in optimizers], loaders=loader_states, rng=rng, meta=meta)
-    with atomic_write(path, "wb") as f: torch.save(obj, f)
+    try:
+        with atomic_write(path, "wb") as f:
+            out = _KeepOSError(f)
+            try: torch.save(obj, out)
+            except RuntimeError as e:
+                if out.error is None: raise
+                raise out.error from e   # the OSError torch hid; atomic_write deletes the temp file
+    except OSError as e: raise _write_error(path, e) from None
     for old in list_checkpoints(ckpt_dir)[:-keep]: old.unlink(missing_ok=True)
     return path
 
@@ -86,12 +122,27 @@ def checkpoint_dir(run_dir, stage: str) -> Path:
     return Path(run_dir)/STAGE_DIRS[stage]
 
 # %% ../nbs/checkpoint.ipynb #e84681ba
+def _presets() -> set[str]:
+    "The sections of settings.ini (none if there is no settings.ini, as for an installed package outside the repository)."
+    from nanochat.settings import settings_path
+    try: path = settings_path()
+    except FileNotFoundError: return set()
+    cfg = configparser.ConfigParser(interpolation=None); cfg.read(path)
+    return set(cfg.sections())
+
 def find_run_dir(preset: str | None = None, run_dir=None, stage: str = "sft") -> Path:
     "`run_dir`, else the run folder of `preset`, else the run with the newest checkpoint of `stage` (CheckpointError if none)."
     from nanochat.settings import default_run_dir
-    if run_dir is not None: return Path(run_dir)
-    if preset is not None: return default_run_dir(preset)
     from nanochat.common import base_dir
+    if run_dir is not None: return Path(run_dir)
+    if preset is not None:
+        rd = default_run_dir(preset)
+        known = _presets() | {d.name for d in (base_dir()/"runs").glob("*") if d.is_dir()}
+        if preset not in known and latest_checkpoint(checkpoint_dir(rd, stage)) is None:
+            near = difflib.get_close_matches(preset, sorted(known), n=1)
+            raise CheckpointError(f"unknown preset {preset!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                                  + f"; presets and runs: {', '.join(sorted(known)) or 'none'}")
+        return rd
     runs = [d for d in (base_dir()/"runs").glob("*") if latest_checkpoint(checkpoint_dir(d, stage)) is not None]
     if not runs:
         raise CheckpointError(f"no {stage} model in any run under {base_dir()/'runs'}: run {STAGE_CHAPTERS[stage]} first "

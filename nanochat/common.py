@@ -18,8 +18,11 @@ __all__ = ['DEVICES', 'DTYPES', 'DOWNLOAD_LOG', 'base_dir', 'atomic_write', 'sav
 
 # %% ../nbs/common.ipynb #064b979a
 def base_dir() -> Path:
-    "The folder for downloads, checkpoints and runs: `$NANOCHAT_BASE_DIR`, default `~/.cache/nanochat` (created)."
-    d = Path(os.environ.get("NANOCHAT_BASE_DIR") or Path.home()/".cache"/"nanochat").expanduser()
+    """The folder for downloads, checkpoints and runs (created): `$NANOCHAT_BASE_DIR`, default `~/.cache/nanochat`.
+    A relative `$NANOCHAT_BASE_DIR` is made absolute against the current folder, in `os.environ` too (for child processes)."""
+    raw = os.environ.get("NANOCHAT_BASE_DIR")
+    d = Path(os.path.abspath(os.path.expanduser(raw or Path.home()/".cache"/"nanochat")))
+    if raw and raw != str(d): os.environ["NANOCHAT_BASE_DIR"] = str(d)
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -20,7 +20,7 @@ from .loss_eval import evaluate_bpb
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
 
 # %% auto #0
-__all__ = ['loss_figure', 'LivePlot', 'train', 'stage_cli']
+__all__ = ['RESUMABLE', 'loss_figure', 'LivePlot', 'resume_changes', 'train', 'stage_cli']
 
 # %% ../nbs/train_loop.ipynb #1bc9585a
 def loss_figure(history: dict, title: str = ""):
@@ -52,6 +52,14 @@ class LivePlot:
         else: self.handle.update(fig)
         plt.close(fig)
 
+# %% ../nbs/train_loop.ipynb #3c98e92b
+RESUMABLE = ("device", "dtype", "compile", "device_batch_size", "eval_every", "eval_tokens", "checkpoint_every",
+             "core_max_per_task", "chat_eval_max_problems", "preset")
+
+def resume_changes(saved: dict, now: dict, allowed=RESUMABLE) -> list[str]:
+    "`'key saved → now'` for each key in both `saved` and `now` whose value differs, except the `allowed` ones."
+    return [f"{k} {saved[k]} → {now[k]}" for k in now if k in saved and k not in allowed and saved[k] != now[k]]
+
 # %% ../nbs/train_loop.ipynb #20e9e2e6
 def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.Tensor, device, dtype,
           total_batch_size: int, num_iterations: int, time_budget: float, eval_every: int, checkpoint_every: int,
@@ -68,7 +76,9 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
     `stop_after`: end this session at that step (with a checkpoint); the next call continues the run. `settings`: the
     run's settings, kept in its checkpoints; `settings["compile"]` ('auto' when absent, 'true', 'false') decides `torch.compile`.
     Returns steps, tokens, times, tokens/s, MFU, losses, val bpb, the history and the model.
-    Raises `ValueError` for a batch that does not divide, `CheckpointError` for a checkpoint of another model or world size."""
+    Raises `ValueError` for a batch that does not divide; `CheckpointError` for a checkpoint of another model, world size
+    or settings (`settings`, or without them the schedule's arguments, outside `RESUMABLE`); `CheckpointWriteError` (an
+    `OSError`) for a checkpoint that cannot be written (disk full, read-only)."""
     log = get_logger(f"nanochat.{name}")
     rank, world = dist_info()
     ddp, master = world > 1, rank == 0
@@ -82,10 +92,19 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
         for g in o.param_groups: g["initial_lr"] *= lr_scale
     n_params = model.num_params_by_part()["total"]
     step, elapsed, history, loader_state = 0, 0.0, dict(train=[], val=[], samples=[]), None
+    schedule = dict(total_batch_size=total_batch_size, num_iterations=num_iterations, time_budget=time_budget,
+                    lr_scale=lr_scale, warmup_ratio=warmup_ratio, warmdown_ratio=warmdown_ratio, final_lr_frac=final_lr_frac)
 
     last = latest_checkpoint(out_dir)
     if last is not None:
         ck = load_checkpoint(last, map_location="cpu")   # load_state_dict copies to the model's and optimizers' device
+        # the settings name the cause (mid_num_iterations, not num_iterations); the loop's own arguments are the fallback
+        changed = (resume_changes(ck["meta"].get("settings") or {}, settings)
+                   or resume_changes(ck["meta"].get("schedule", dict(num_iterations=ck["meta"]["num_iterations"])), schedule))
+        if changed:
+            raise CheckpointError(f"{last} was trained with other settings: {', '.join(changed)}. A run's batch, steps, schedule "
+                                  f"and data are fixed when it starts: resume with its settings, or start this stage over "
+                                  f"(delete {out_dir}, or pass --restart; restart=True from Python).")
         if ck["meta"]["model_config"] != config.__dict__:
             raise CheckpointError(f"{last} holds a model {ck['meta']['model_config']}, but the settings now give {config.__dict__}. "
                                   f"Delete {out_dir} (or run `nanochat-course run --restart`) to train the new model from scratch.")
@@ -95,7 +114,7 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
         model.load_state_dict(ck["model"])
         for o, s in zip(optimizers, ck["optimizers"]): o.load_state_dict(s)
         step, elapsed, history = ck["step"], ck["meta"]["elapsed"], ck["meta"]["history"]
-        num_iterations, loader_state = ck["meta"]["num_iterations"], ck["loaders"][rank]
+        loader_state = ck["loaders"][rank]
         if ck["rng"] is not None: set_rng_state(ck["rng"][rank])
         if master: log.info(f"resuming from {last} (step {step}/{num_iterations}, {elapsed:.0f}s trained)")
 
@@ -125,8 +144,8 @@ def train(model, make_loader, out_dir, *, val_batches: list, token_bytes: torch.
                  f"{world} rank(s)) on {device} in {str(dtype).split('.')[-1]}; time budget {time_budget:.0f}s")
 
     def meta():
-        return dict(model_config=config.__dict__, settings=settings, step=step, elapsed=elapsed, num_iterations=num_iterations,
-                    history=history, world_size=world, n_params=n_params, tok_s=tok_s, mfu=mfu)
+        return dict(model_config=config.__dict__, settings=settings, schedule=schedule, step=step, elapsed=elapsed,
+                    num_iterations=num_iterations, history=history, world_size=world, n_params=n_params, tok_s=tok_s, mfu=mfu)
 
     def checkpoint():
         states, rngs = [loader.state_dict()], [rng_state()]
@@ -223,7 +242,8 @@ def stage_cli(argv, chapter: str, run, prog: str, description: str):
     a = ap.parse_args(argv)
     try: P = chapter_setup(chapter, a.preset, a.run_dir, parse_overrides(a.set))
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"error: {e}")
-    res = run(P, restart=a.restart, stop_after=a.stop_after)
+    try: res = run(P, restart=a.restart, stop_after=a.stop_after)
+    except CheckpointError as e: raise SystemExit(f"error: {e}" if dist_info()[0] == 0 else 1) from None   # said once, by rank 0
     if dist_info()[0] == 0:
         print(json.dumps({k: res[k] for k in ("step", "tokens", "elapsed", "tok_s", "mfu", "train_loss", "val_bpb", "world_size")}))
     if dist.is_initialized(): dist.destroy_process_group()

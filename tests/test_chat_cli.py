@@ -1,6 +1,6 @@
 """`python -m nanochat.chat_cli` against a real model trained at smoke size (the `chat_run` fixture): one answer with -p,
 an interactive session in a pseudo-terminal (history, clear, trimming, a message too long, quit, Ctrl-D), Ctrl-C during
-a reply, a missing model and bad flags."""
+a reply, a reader that goes away (`| head`), a missing model, a mistyped preset and bad flags."""
 import io, os, subprocess, sys
 import pexpect
 from nanochat.chat import Chat
@@ -81,8 +81,31 @@ def test_missing_model_names_the_chapter(tmp_path):
     r = cli("-p", "hi", env=dict(NANOCHAT_BASE_DIR=str(tmp_path)))   # no run at all
     assert r.returncode == 1 and "04_sft" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
+def test_reader_that_goes_away_ends_it_quietly(chat_run):
+    "`chat_cli -p … | head -c 5`: the reader closes the pipe before the reply is written; no traceback, status 141 (SIGPIPE's)."
+    p = subprocess.Popen([sys.executable, "-m", "nanochat.chat_cli", "--run-dir", str(chat_run), "-p", "Tell me a story"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()   # gone before the model has even loaded: the first write of the reply meets a closed pipe
+    err = p.stderr.read(); p.wait(timeout=120)
+    assert p.returncode == 141 and err == "", (p.returncode, err)
+    r = subprocess.run(f"set -o pipefail; {sys.executable} -m nanochat.chat_cli --run-dir {chat_run} -p hi -t 0 | head -c 5",
+                       shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert len(r.stdout) <= 5 and "Traceback" not in r.stderr and r.returncode in (0, 141), r
+
+def test_mistyped_preset_says_so(tmp_path):
+    r = cli("--preset", "quickstrat", "-p", "hi", env=dict(NANOCHAT_BASE_DIR=str(tmp_path)))
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "unknown preset 'quickstrat' (did you mean 'quickstart'?)" in r.stderr and "04_sft" not in r.stderr, r.stderr
+
+def test_temperature_has_the_web_servers_range():
+    r = cli("--temperature", "100", "-p", "hi", "--run-dir", "/nonexistent")
+    assert r.returncode == 2 and "argument --temperature/-t: must be from 0 to 2 (0 = greedy), got 100" in r.stderr, r.stderr
+    from nanochat.chat_web import LIMITS
+    from nanochat.chat_cli import MAX_TEMPERATURE
+    assert MAX_TEMPERATURE == LIMITS["temperature"]   # one range, whichever front end you talk to
+
 def test_bad_flags_are_refused():
-    for args, msg in [(["--temperature", "-1"], "argument --temperature/-t: must be ≥ 0.0 (0 = greedy), got -1"),
+    for args, msg in [(["--temperature", "-1"], "argument --temperature/-t: must be from 0 to 2 (0 = greedy), got -1"),
                       (["--top-k", "-3"], "argument --top-k/-k: must be ≥ 0 (0 = off), got -3"),
                       (["--max-tokens", "0"], "argument --max-tokens/-m: must be ≥ 1, got 0"),
                       (["--top-k", "many"], "must be an integer, got 'many'"),
