@@ -8,13 +8,13 @@ Docs: https://nanochat-course.github.io/nanochat/probe.html.md"""
 
 # %% ../nbs/probe.ipynb #0f24274b
 from __future__ import annotations
-import math, random, re, functools
+import math, random, re, functools, operator
 from collections import Counter
 from .common import eval_mode
 from .engine import Engine, use_calculator
 
 # %% auto #0
-__all__ = ['IDENTITY_QUESTIONS', 'IDENTITY_OPENERS', 'ARITHMETIC_TEMPLATES', 'NUMBER_WORDS', 'SPELLING_TEMPLATES',
+__all__ = ['IDENTITY_QUESTIONS', 'IDENTITY_OPENERS', 'ARITHMETIC_TEMPLATES', 'OPS', 'NUMBER_WORDS', 'SPELLING_TEMPLATES',
            'COUNTING_TEMPLATES', 'TAUGHT_WORDS', 'NUMBER', 'DASHED', 'MAX_TOKENS', 'SKILLS', 'identity_items',
            'arithmetic_items', 'common_words', 'probe_words', 'training_expressions', 'spelling_items',
            'counting_items', 'read_reply', 'last_number', 'spelled', 'passes', 'called_right', 'reference_reply',
@@ -46,6 +46,7 @@ ARITHMETIC_TEMPLATES = {
     "/": ["What do you get if you divide {a} by {b}?", "Please work out {a} / {b}.", "{a} divided by {b} equals what?",
           "How many times does {b} go into {a}?"],
 }
+OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}   # "/" on whole quotients only
 NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
 
 def _operands(rng: random.Random, op: str) -> tuple[int, int]:
@@ -65,7 +66,7 @@ def arithmetic_items(n: int = 100, exclude=frozenset()) -> list[dict]:
         while f"{a}{op}{b}" in exclude: a, b = _operands(rng, op)
         say = lambda x: NUMBER_WORDS[x] if x <= 12 and rng.random() < 0.5 else str(x)
         q = rng.choice(ARITHMETIC_TEMPLATES[op]).format(a=say(a), b=say(b))
-        items.append(dict(skill="arithmetic", question=q[0].upper() + q[1:], answer={"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op],
+        items.append(dict(skill="arithmetic", question=q[0].upper() + q[1:], answer=OPS[op](a, b),
                           op=op, operands=(a, b)))
     return items
 
