@@ -14,7 +14,7 @@ from pathlib import Path
 # `python -I -S execution.py`, without site-packages and without the nanochat package.
 
 # %% auto #0
-__all__ = ['SANDBOX_UID', 'SANDBOX_GID', 'ExecutionResult', 'execute_code']
+__all__ = ['SANDBOX_UID', 'SANDBOX_GID', 'ExecutionResult', 'execute_code', 'execute_tests']
 
 # %% ../nbs/execution.ipynb #74223882
 @dataclass
@@ -267,7 +267,7 @@ def execute_code(code: str, timeout: float = 5.0, memory_mb: int = 256, max_proc
     cfg = dict(workdir=workdir, program=os.path.join(workdir, "main.py"), network=bool(network), memory_mb=memory_mb,
                cpu_seconds=math.ceil(timeout) + 1, fsize_mb=64, max_processes=max_processes, namespaces=_NAMESPACES,
                keep=sorted({os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), workdir)}),
-               hide=[] if root else [os.path.realpath(os.path.expanduser("~"))])
+               hide=[os.path.dirname(workdir)] + ([] if root else [os.path.realpath(os.path.expanduser("~"))]))
     try:
         # a plain write, not atomic_write: nothing reads main.py before we start the program, and the folder is ours
         with open(cfg["program"], "w", encoding="utf-8") as f: f.write(code)
@@ -328,3 +328,72 @@ def execute_code(code: str, timeout: float = 5.0, memory_mb: int = 256, max_proc
 
 # %% ../nbs/execution.ipynb #4a8a6b97
 if __name__ == "__main__" and sys.argv[1:2] == ["--nanochat-sandbox"]: _sandbox_main(json.loads(sys.argv[2]))
+
+# %% ../nbs/execution.ipynb #cc776c08
+_SERVE = r'''
+def _serve(name, calls, answers):
+    "Answer the checker's calls of `name`: a line repr((args, kwargs)) in, a line repr(('ok', value)) or repr(('raise', 'Type: message')) out."
+    import ast, sys, traceback
+    if not callable(globals().get(name)): sys.exit(f"the program defines no function {name!r}")
+    with open(calls, encoding="utf-8") as rf, open(answers, "w", encoding="utf-8") as wf:
+        for line in rf:
+            args, kwargs = ast.literal_eval(line)
+            try: reply = ("ok", globals()[name](*args, **kwargs))
+            except Exception as e: traceback.print_exc(); reply = ("raise", f"{type(e).__name__}: {e}")
+            wf.write(repr(reply) + "\n"); wf.flush()
+'''
+
+def _answer(line: str, name: str):
+    "The value in the candidate's answer `line`, built by `ast.literal_eval`: only plain values, none of the candidate's making."
+    import ast
+    try: reply = ast.literal_eval(line)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError): reply = None
+    if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "ok": return reply[1]
+    if isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "raise" and isinstance(reply[1], str):
+        raise RuntimeError(f"{name} raised {reply[1]}")
+    raise TypeError(f"{name} answered {line.strip()[:200]!r}: not a plain value (numbers, strings, bytes, None, and "
+                    "tuples, lists, dicts and sets of them)")
+
+# %% ../nbs/execution.ipynb #80ab8ab1
+def _check_main(spec):
+    """The checker, in the sandbox: put the tests out of reach, start the candidate's process, run `check` against
+    it. Its exit status is the verdict: 0 only if `check` returned."""
+    import linecache, traceback
+    for file, text in ((sys.argv[0], Path(sys.argv[0]).read_text(encoding="utf-8")), ("<helpers>", spec["helpers"]), ("<tests>", spec["tests"])):
+        linecache.cache[file] = (len(text), None, text.splitlines(True), file)   # tracebacks quote them, though no file is left
+    sys.excepthook = traceback.print_exception   # (the default hook reads files, not linecache)
+    os.unlink(sys.argv[0])   # this file holds the tests
+    if sys.platform == "linux": _sys("prctl", _PR_SET_DUMPABLE, 0)   # our memory, fds and environ: not the candidate's to read
+    signal.signal(signal.SIGINT, signal.SIG_DFL)   # a KeyboardInterrupt could be caught by a test; a kill cannot
+    name, (calls_r, calls_w), (answers_r, answers_w) = spec["entry_point"], os.pipe(), os.pipe()
+    Path("candidate.py").write_text(f"{spec['program']}\n\n{_SERVE}\n_serve({name!r}, {calls_r}, {answers_w})\n", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-s", "-S", "-B", "-u", "candidate.py"], pass_fds=(calls_r, answers_w))
+    os.close(calls_r); os.close(answers_w)   # our ends (os.pipe's are not inherited) stay ours
+    send, recv = open(calls_w, "w", encoding="utf-8"), open(answers_r, encoding="utf-8")
+    def candidate(*args, **kwargs):
+        try: send.write(repr((args, kwargs)) + "\n"); send.flush(); line = recv.readline()
+        except BrokenPipeError: line = ""
+        if not line:
+            with contextlib.suppress(subprocess.TimeoutExpired): proc.wait(1)
+            raise ChildProcessError(f"{name}'s process ended (exit code {proc.returncode}) before answering")
+        return _answer(line, name)
+    env = {"__name__": "__checker__"}
+    for part in ("helpers", "tests"):
+        exec(compile(spec[part], f"<{part}>", "exec"), env)
+        env[name] = candidate   # the helpers (a prompt) may define a stub of the function: calls must reach the candidate
+    if not callable(env.get("check")): raise NameError("the tests define no function check(candidate)")
+    env["check"](candidate)
+
+def execute_tests(program: str, tests: str, entry_point: str, helpers: str = "", **limits) -> ExecutionResult:
+    """Does the function `entry_point` defined by `program` (untrusted) pass `tests` (trusted code defining
+    `check(candidate)`)? They run in one sandbox but two processes: `program` in one; `helpers` (trusted code the tests
+    use, e.g. a problem's prompt), `tests` and `check` in the other, which calls the candidate through a pipe with
+    plain values only. Passes (`status == "pass"`) exactly when `check` returns; nothing the program does or prints
+    can make it pass otherwise. `limits`: `execute_code`'s keyword arguments, for the sandbox as a whole (`memory_mb`
+    per process). Raises `TypeError` if a code argument is not a str, `ValueError` if `entry_point` is not an identifier."""
+    for arg, v in (("program", program), ("tests", tests), ("helpers", helpers)):
+        if not isinstance(v, str): raise TypeError(f"{arg} must be a str, got {type(v).__name__}")
+    if not (isinstance(entry_point, str) and entry_point.isidentifier()):
+        raise ValueError(f"entry_point must be a Python identifier (the function's name), got {entry_point!r}")
+    spec = dict(program=program, tests=tests, entry_point=entry_point, helpers=helpers)
+    return execute_code(f"{Path(_BOOTSTRAP).read_text(encoding='utf-8')}\n_SPEC = {spec!r}\n_check_main(_SPEC)\n", **limits)

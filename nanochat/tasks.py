@@ -7,7 +7,7 @@ Docs: https://nanochat-course.github.io/nanochat/tasks.html.md"""
 
 # %% ../nbs/tasks.ipynb #130e737b
 from __future__ import annotations
-import secrets, re, json, zlib, bisect, random, string, operator, functools, itertools, collections
+import re, json, zlib, bisect, random, string, operator, functools, itertools, collections
 import pyarrow.parquet as pq
 from .common import base_dir
 from .dataset import download, hf_dataset_url, remote_url, check_parquet
@@ -18,8 +18,8 @@ __all__ = ['EVAL_TYPES', 'LETTERS', 'ANNOTATION_RE', 'ANSWER_RE', 'CODE_BLOCK_RE
            'IDENTITY_THANKS', 'WORDS_HOST', 'WORDS_PATH', 'SPELLING_SPLITS', 'SPELL_TEMPLATES', 'BEE_TEMPLATES',
            'TASKS', 'Task', 'TaskMixture', 'TaskSequence', 'load_rows', 'render_mc', 'mc_conversation',
            'MultipleChoice', 'ARC', 'MMLU', 'gsm8k_parts', 'extract_answer', 'GSM8K', 'extract_code',
-           'humaneval_program', 'HumanEval', 'SmolTalk', 'Identity', 'load_words', 'is_test_word', 'spelling_words',
-           'SimpleSpelling', 'SpellingBee', 'get_task', 'mid_mixture', 'sft_mixture']
+           'humaneval_candidate', 'humaneval_program', 'HumanEval', 'SmolTalk', 'Identity', 'load_words',
+           'is_test_word', 'spelling_words', 'SimpleSpelling', 'SpellingBee', 'get_task', 'mid_mixture', 'sft_mixture']
 
 # %% ../nbs/tasks.ipynb #ea8c60cd
 EVAL_TYPES = ("categorical", "generative")
@@ -260,12 +260,14 @@ def extract_code(completion: str) -> str:
     code = m.group(1) if m else completion
     return code.strip("\n").rstrip()   # keep the first line's indentation: a body-only completion needs it
 
-def humaneval_program(conversation: dict, completion: str, marker: str | None = None) -> str:
-    """The program that tests `completion`: the prompt, the completion's code, the tests, then `check(entry_point)` —
-    and, given a `marker`, a last line printing it: proof that the tests ran to the end (code that exits early with
-    status 0, `sys.exit(0)` or `os._exit(0)`, would otherwise look like a pass)."""
-    done = f"\nprint({marker!r})\n" if marker else ""
-    return f"{conversation['prompt']}\n{extract_code(completion)}\n\n{conversation['test']}\n\ncheck({conversation['entry_point']})\n{done}"
+def humaneval_candidate(conversation: dict, completion: str) -> str:
+    "The candidate's program: the prompt, then the completion's code."
+    return f"{conversation['prompt']}\n{extract_code(completion)}\n"
+
+def humaneval_program(conversation: dict, completion: str) -> str:
+    """The whole program in one: the candidate's, the tests, then `check(entry_point)` — for trusted code (the reference
+    solutions): a completion in the same process as its tests could forge their verdict (see `HumanEval.evaluate`)."""
+    return f"{humaneval_candidate(conversation, completion)}\n{conversation['test']}\n\ncheck({conversation['entry_point']})\n"
 
 class HumanEval(Task):
     "OpenAI's HumanEval (openai/openai_humaneval, 164 problems): complete a Python function; graded by running its tests."
@@ -284,11 +286,11 @@ class HumanEval(Task):
                 "task_id": r["task_id"], "prompt": r["prompt"], "test": r["test"], "entry_point": r["entry_point"]}
 
     def evaluate(self, conversation, completion: str) -> bool:
-        "Does the code in `completion` pass the problem's tests? Runs in the sandbox of `nanochat.execution`."
-        from nanochat.execution import execute_code   # imported here: only evaluation needs the sandbox
-        marker = f"tests passed {secrets.token_hex(8)}"   # unguessable: the completion cannot print it itself
-        r = execute_code(humaneval_program(conversation, completion, marker), timeout=self.timeout)
-        return r.passed and marker in r.stdout
+        """Does the code in `completion` pass the problem's tests? The candidate and the tests run in separate processes
+        of the sandbox (`nanochat.execution.execute_tests`): the tests' verdict is out of the completion's reach."""
+        from nanochat.execution import execute_tests   # imported here: only evaluation needs the sandbox
+        return execute_tests(humaneval_candidate(conversation, completion), conversation["test"], conversation["entry_point"],
+                             helpers=conversation["prompt"], timeout=self.timeout).passed
 
 # %% ../nbs/tasks.ipynb #bb800e0c
 @functools.cache

@@ -13,7 +13,8 @@ import nanochat.chat_eval as CE
 from nanochat.chat_eval import (CHAT_TASKS, centered, score_categorical, generate_answers, end_rate, evaluate_chat,
                                 chat_table)
 from nanochat.model import GPTConfig
-from nanochat.tasks import mc_conversation, extract_answer, get_task, LETTERS
+from nanochat.tasks import mc_conversation, extract_answer, get_task, humaneval_candidate, LETTERS
+from nanochat.execution import execute_tests, _answer
 from nanochat.tokenizer import Tokenizer, check_conversation
 
 CPU, F32 = torch.device("cpu"), torch.float32
@@ -314,3 +315,161 @@ def test_bad_conversation_in_an_eval_is_named(tok):
     bad = {"messages": [{"role": "robot", "content": "hi"}], "letters": ("A", "B")}
     with pytest.raises(ValueError, match="unknown role 'robot'"): score_categorical(model, tok, [bad], CPU, F32)
     with pytest.raises(ValueError, match="unknown role 'robot'"): generate_answers(model, tok, [bad], dtype=F32)
+
+
+# ---------------------------------------------------------------------------------------------------- HumanEval cannot be forged
+# Each completion is HumanEval/0's function; when the tests call it, it gathers every string it can read through one
+# channel, prints those that mention "passed" (a pass marker would) or an assert of the tests, writes them to every
+# file descriptor it has, and exits with status 0 before any assert can fail. None may score as a pass: the proof that the tests finished must be
+# out of the program's reach. `got` collects strings; `read(path)` is a file's text or the error.
+LEAK = '''import os, sys, re
+def read(p):
+    "The first MB of file `p` (never waiting: a pipe reopened through /proc may be empty), or the error."
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        try: return os.read(fd, 1 << 20).decode("utf-8", "replace")
+        finally: os.close(fd)
+    except OSError as e: return repr(e)
+def strings(x, seen, depth=0):
+    "Every str inside `x`: code constants, containers, frames' variables."
+    if id(x) in seen or x is seen or depth > 6: return []
+    seen.add(id(x))
+    if isinstance(x, str): return [x]
+    if isinstance(x, bytes): return [x.decode("utf-8", "replace")]
+    if hasattr(x, "co_consts"): return [s for c in x.co_consts for s in strings(c, seen, depth + 1)]
+    if isinstance(x, dict): x = list(x.values())
+    if isinstance(x, (list, tuple, set, frozenset)): return [s for c in list(x) for s in strings(c, seen, depth + 1)]
+    return []
+def has_close_elements(numbers, threshold):
+    got, seen = [], set()
+    try:
+{gather}
+    except BaseException as e: got.append(repr(e))   # whatever it found so far
+    found = "\\n".join(s for s in got if "passed" in s or " ".join(("assert", "candidate(")) in s)   # a marker; the tests
+    print(found, flush=True)
+    for fd in range(3, 64):
+        try: os.write(fd, found.encode())
+        except OSError: pass
+    os._exit(0)
+'''
+CHANNELS = {
+    "own source via __file__": 'got.append(read(sys.modules["__main__"].__file__))',
+    "own source via sys.argv": 'got += [read(a) for a in sys.argv]',
+    "own source via /proc/self/cmdline": 'got += [read(a) for a in read("/proc/self/cmdline").split("\\0") if a]',
+    "own source via inspect": 'import inspect\n'
+                              'try: got.append(inspect.getsource(sys.modules["__main__"]))\n'
+                              'except Exception as e: got.append(repr(e))\n'
+                              'f = sys._getframe()\n'
+                              'while f:\n'
+                              '    try: got.append(inspect.getsource(f.f_code))\n'
+                              '    except Exception: pass\n'
+                              '    f = f.f_back',
+    "code constants of the frames": 'f = sys._getframe()\n'
+                                    'while f: got += strings(f.f_code, seen) + strings(f.f_globals, seen) + strings(f.f_locals, seen); f = f.f_back',
+    "gc objects and referrers": 'import gc\n'
+                                'for o in gc.get_objects() + gc.get_referrers(has_close_elements, sys._getframe().f_code):\n'
+                                '    got += strings(o, seen)\n'
+                                '    for r in gc.get_referents(o):\n'
+                                '        if hasattr(r, "co_consts") or isinstance(r, str): got += strings(r, seen)',
+    "environment": 'got += list(os.environ.values()) + [read("/proc/self/environ")]',
+    "stdin": 'try: got.append(os.read(0, 1 << 20).decode("utf-8", "replace"))\nexcept OSError as e: got.append(repr(e))',
+    "inherited file descriptors": 'for fd in os.listdir("/proc/self/fd"):\n'
+                                  '    got.append(read(f"/proc/self/fd/{fd}"))\n'
+                                  '    try: os.set_blocking(int(fd), False); got.append(os.read(int(fd), 1 << 20).decode("utf-8", "replace"))\n'
+                                  '    except OSError: pass',
+    "files in the work and temp folders": 'import tempfile\n'
+                                          'for d in {os.getcwd(), tempfile.gettempdir(), "/tmp"}:\n'
+                                          '    for root, dirs, files in os.walk(d): got += [read(os.path.join(root, n)) for n in files]',
+    "other processes' cmdline, environ, fds and files": 'for pid in [p for p in os.listdir("/proc") if p.isdigit()]:\n'
+                                  '    for what in ("cmdline", "environ"):\n'
+                                  '        text = read(f"/proc/{pid}/{what}"); got.append(text)\n'
+                                  '        got += [read(a) for a in text.split("\\0") if a.startswith("/")]\n'
+                                  '    try: got += [read(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]\n'
+                                  '    except OSError as e: got.append(repr(e))',
+    "other processes' memory": 'for pid in [p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())]:\n'
+                               '    try:\n'
+                               '        with open(f"/proc/{pid}/mem", "rb") as mem:\n'
+                               '            for line in open(f"/proc/{pid}/maps"):\n'
+                               '                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))\n'
+                               '                try: mem.seek(lo); got += re.findall(r"tests passed [0-9a-f]+", mem.read(min(hi - lo, 1 << 24)).decode("latin-1"))\n'
+                               '                except (OSError, OverflowError, ValueError): pass\n'
+                               '    except OSError as e: got.append(repr(e))',
+}
+
+@pytest.fixture(scope="module")
+def humaneval(mirror, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NANOCHAT_BASE_DIR", str(tmp_path_factory.mktemp("base")))
+        task = get_task("humaneval")
+    return task
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_humaneval_pass_cannot_be_printed(humaneval, channel):
+    c = humaneval[0]
+    completion = LEAK.replace("{gather}", "\n".join("        " + l for l in CHANNELS[channel].splitlines()))
+    compile(completion, channel, "exec")   # the exploit itself is valid Python
+    assert humaneval.evaluate(c, completion) is False, channel
+    # the same, seen from the sandbox: the exploit ran to its exit (or wrote into its answers pipe) and never saw the tests
+    r = execute_tests(humaneval_candidate(c, completion), c["test"], c["entry_point"], helpers=c["prompt"], timeout=10)
+    assert r.status == "fail" and ("(exit code 0) before answering" in r.reason or "answered" in r.reason), r.reason
+    assert "assert candidate(" not in r.stdout, (channel, r.stdout[:2000])
+
+def test_humaneval_leak_harness_is_live(humaneval):
+    "The exploits' scaffolding works: the same completion without the early exit, answering right, passes."
+    c = humaneval[0]
+    good = LEAK.replace("{gather}", '        got.append("passed")').replace("    for fd in range(3, 64):", "    for fd in ():").replace(
+        "    os._exit(0)\n", "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+    assert humaneval.evaluate(c, good) is True
+    assert humaneval.evaluate(c, good.replace("< threshold", "> threshold")) is False
+
+def test_humaneval_answers_that_compare_equal_to_anything_fail(humaneval):
+    "An object whose == is always True (and whose bool, hash, repr lie) is not an answer: only plain values are."
+    c = humaneval[0]
+    liar = ("class Liar:\n    __eq__ = lambda s, o: True\n    __ne__ = lambda s, o: False\n    __bool__ = lambda s: True\n"
+            "    __hash__ = lambda s: 0\n    __repr__ = lambda s: 'True'\n"
+            "def has_close_elements(numbers, threshold):\n    return Liar()\n")
+    assert humaneval.evaluate(c, liar) is False
+
+def test_humaneval_patching_the_tests_fails(humaneval):
+    "Code that replaces the checker's machinery (builtins, the exit path) before the tests run does not make a pass."
+    c = humaneval[0]
+    patches = [  # after the uncaught AssertionError, an atexit hook exits 0 (and prints what today's marker would be)
+        "import atexit, os, sys, re\n"
+        "def done():\n"
+        "    src = open(sys.argv[0]).read() if os.path.exists(sys.argv[0]) else ''\n"
+        "    print(*re.findall(r'tests passed [0-9a-f]+', src), flush=True); os._exit(0)\n"
+        "atexit.register(done)\n"
+        "def has_close_elements(numbers, threshold): return None\n",
+        # every assert's AssertionError swallowed by a trace function that jumps over failing lines is out of reach:
+        # a failing check exits 1 whatever the candidate's process does to itself
+        "import sys, builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\n"
+        "sys.excepthook = lambda *a: None\n"
+        "def has_close_elements(numbers, threshold): return None\n"]
+    for p in patches: assert humaneval.evaluate(c, p) is False, p
+
+def test_humaneval_every_canonical_call_crosses_the_pipe_unchanged(humaneval):
+    """Every argument the tests pass and every answer a reference solution gives, for all 164 problems, survives the
+    checker's protocol with its value and type (trusted code, run here: the sandboxed path is tested below)."""
+    import ast
+    crossed = 0
+    for c in humaneval:
+        ref = {}; exec(c["messages"][-1]["content"], ref)
+        def candidate(*args, **kwargs):
+            nonlocal crossed
+            a = ast.literal_eval(repr((args, kwargs)))          # as the candidate's process reads a call
+            assert a == (args, kwargs) and list(map(type, a[0])) == list(map(type, args)), (c["task_id"], args)
+            value = ref[c["entry_point"]](*args, **kwargs)
+            got = _answer(repr(("ok", value)) + "\n", c["entry_point"])   # as the checker reads the answer
+            assert got == value and type(got) is type(value), (c["task_id"], value)
+            crossed += 1
+            return got
+        env = {}; exec(c["prompt"], env); env[c["entry_point"]] = candidate; exec(c["test"], env)
+        env["check"](candidate)
+    assert crossed > 164 * 3   # every problem called its candidate (most several times)
+
+def test_humaneval_problems_with_helpers_pass_in_two_processes(humaneval):
+    "Problems whose tests use the prompt's helpers (poly, encode_cyclic, encode_shift) or random inputs pass in the sandbox."
+    for i in (32, 38, 50, 53):
+        c = humaneval[i]
+        assert humaneval.evaluate(c, c["messages"][-1]["content"]), c["task_id"]
+        assert not humaneval.evaluate(c, c["prompt"] + "    return None\n"), c["task_id"]

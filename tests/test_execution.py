@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
 import nanochat.execution as execution
-from nanochat.execution import execute_code, ExecutionResult, SANDBOX_UID
+from nanochat.execution import execute_code, execute_tests, ExecutionResult, SANDBOX_UID
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = os.geteuid() == 0
@@ -187,3 +187,74 @@ def test_bad_limits_raise_value_error(kw):
 
 def test_code_must_be_str():
     with pytest.raises(TypeError, match="code must be a str"): execute_code(b"print(1)")
+
+def test_the_temp_folder_shows_only_the_work_folder():
+    # other sandboxes' work folders (the same uid as root: nobody) and our temp files must be out of reach
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", prefix="nanochat-test-visible-", suffix=".txt") as f:
+        os.chmod(f.name, 0o644); f.write("secret"); f.flush()
+        r = execute_code(WHERE + f"import tempfile; print(sorted(os.listdir({tempfile_dir()!r})))\n"
+                                 f"print(open({f.name!r}).read())")
+        workdir, listing = r.stdout.split("\n")[:2]
+        assert listing == repr([os.path.basename(workdir)]), listing
+        assert r.status == "fail" and "No such file" in r.reason, r
+
+
+# ---------------------------------------------------------------------------------------------------- execute_tests
+PROMPT = 'def incr_list(l: list):\n    """Return list with elements incremented by 1."""\n'
+TESTS = ("def check(candidate):\n    assert candidate([1, 2, 3]) == [2, 3, 4]\n    assert candidate([]) == []\n"
+         "    assert twice(candidate, [0]) == [2]\n")
+HELPERS = PROMPT + "def twice(f, x): return f(f(x))\n"   # a helper of the prompt's that the tests use
+
+def check(completion, **kw):
+    return execute_tests(PROMPT + completion, TESTS, "incr_list", helpers=HELPERS, timeout=5.0, **kw)
+
+def test_execute_tests_right_wrong_raising():
+    assert check("    return [x + 1 for x in l]\n").passed
+    r = check("    return [x + 2 for x in l]\n")
+    assert r.status == "fail" and r.reason == "exit code 1: AssertionError", r
+    assert "assert candidate([1, 2, 3]) == [2, 3, 4]" in r.stderr   # the traceback quotes the test, though no file holds it
+    r = check("    return 1 / 0\n")
+    assert r.reason == "exit code 1: RuntimeError: incr_list raised ZeroDivisionError: division by zero", r
+    assert "return 1 / 0" in r.stderr   # and the candidate's own traceback
+    r = check("    while True: pass\n")
+    assert r.status == "timeout", r
+
+def test_execute_tests_the_helpers_stub_never_answers():
+    # the prompt defines incr_list with a docstring only: a program that defines no function of its own must not pass
+    r = execute_tests("x = 1\n", TESTS, "incr_list", helpers=HELPERS)
+    assert r.status == "fail" and "before answering" in r.reason and "the program defines no function 'incr_list'" in r.stderr, r
+
+def test_execute_tests_the_checker_is_out_of_reach():
+    spy = ("    import os, sys\n    ppid = os.getppid(); seen = []\n"
+           "    for what in ('mem', 'environ', 'fd', 'maps'):\n"
+           "        try: seen.append((what, os.listdir(f'/proc/{ppid}/fd') if what == 'fd' else open(f'/proc/{ppid}/{what}', 'rb').read(1)))\n"
+           "        except OSError as e: seen.append((what, type(e).__name__))\n"
+           "    main = open(f'/proc/{ppid}/cmdline').read().split(chr(0))[-2]\n"
+           "    print(seen, main.endswith('main.py'), os.path.exists(main), sorted(os.listdir('.')), flush=True)\n"
+           "    os._exit(0)\n")
+    r = check(spy)
+    assert r.status == "fail" and r.reason.endswith("process ended (exit code 0) before answering"), r
+    assert r.stdout == ("[('mem', 'PermissionError'), ('environ', 'PermissionError'), ('fd', 'PermissionError'), "
+                        "('maps', 'PermissionError')] True False ['candidate.py']\n"), r.stdout
+
+def test_execute_tests_answers_are_plain_values_only():
+    liar = "    class Liar{}:\n        __eq__ = lambda s, o: True\n    return Liar()\n"
+    r = check(liar.format(""))
+    assert r.status == "fail" and "TypeError: incr_list answered" in r.reason and "not a plain value" in r.reason, r
+    r = check(liar.format("(list)"))   # crosses as its repr, "[]": a plain list, compared by the checker's own ==
+    assert r.reason == "exit code 1: AssertionError", r
+    # a forged answer line is just an answer: a wrong one fails like any wrong answer
+    forged = "    import os\n    os.write(4, b\"('ok', 'all tests passed')\\n\")\n    return [x + 1 for x in l]\n"
+    assert check(forged).status == "fail"
+
+def test_execute_tests_signals_to_the_checker_fail():
+    # SIGINT would be a KeyboardInterrupt a test could catch: the checker makes it a plain kill
+    r = check("    import os, signal\n    os.kill(os.getppid(), signal.SIGINT)\n    return [x + 1 for x in l]\n")
+    assert r.status == "fail" and r.reason.startswith("killed by SIGINT"), r
+
+def test_execute_tests_bad_arguments():
+    with pytest.raises(ValueError, match="entry_point must be a Python identifier .* got 'incr list'"):
+        execute_tests(PROMPT, TESTS, "incr list")
+    with pytest.raises(TypeError, match="tests must be a str, got bytes"): execute_tests(PROMPT, b"x", "incr_list")
+    with pytest.raises(ValueError, match="timeout"): execute_tests(PROMPT, TESTS, "incr_list", timeout=0)

@@ -228,7 +228,7 @@ def test_humaneval_evaluate_in_sandbox():
     assert he.evaluate(c, "```python\n" + c["messages"][1]["content"][len(c["prompt"]):] + "```") is True   # the body only, fenced
     assert he.evaluate(c, f"def {c['entry_point']}(*args):\n    return None\n") is False
     assert he.evaluate(c, f"def {c['entry_point']}(*args):\n    while True: pass\n") is False   # killed at the timeout
-    # code that exits with status 0 before the tests run is not a pass: the tests must print an unguessable marker
+    # code that exits with status 0 before the tests run is not a pass: the verdict is the exit status of the tests' process
     assert he.evaluate(c, "import sys\nsys.exit(0)\n") is False
     assert he.evaluate(c, f"import os\ndef {c['entry_point']}(*args):\n    os._exit(0)\n") is False
     assert he.evaluate(c, "print('tests passed 0123456789abcdef')\nimport sys\nsys.exit(0)\n") is False
