@@ -76,7 +76,7 @@ SPELLING_TEMPLATES = ["How is {word} spelled?", "Please spell out {word}.", "Giv
                       "My friend wrote '{word}' in a note. Can you spell it for me?"]
 COUNTING_TEMPLATES = ["How many times does the letter {letter} show up in {word}?", "Count the letter {letter} in the word {word}, please.",
                       "In {word}, how many times is the letter {letter} used?", "How many {letter} letters does the word {word} contain?"]
-TAUGHT_WORDS = 1000   # the most frequent words of at most 6 letters: the ones the mixtures may spell
+TAUGHT_WORDS = 400    # the most frequent words of at most 6 letters: the ones the mixtures spell (each dozens of times in minutes)
 
 def common_words(texts, n: int, min_len: int = 3, max_len: int = 6) -> list[str]:
     "The `n` most frequent lower-case words of `min_len`–`max_len` letters in `texts` (ties: alphabetical)."

@@ -4,6 +4,7 @@ import re
 import pytest
 from nanochat import probe as P
 from nanochat import tasks as T
+from nanochat import skills as K
 from nanochat.tokenizer import Tokenizer
 
 
@@ -91,25 +92,38 @@ def _norm(s: str) -> str: return re.sub(r"[^a-z{} ]", "", s.lower()).strip()
 def test_templates_appear_in_no_generator():
     "No probe question template is a template of a training generator (identity, spelling, letter counting)."
     probe = [*P.IDENTITY_QUESTIONS, *P.SPELLING_TEMPLATES, *P.COUNTING_TEMPLATES, *(t for ts in P.ARITHMETIC_TEMPLATES.values() for t in ts)]
-    train = [q for _, qs, _ in T.IDENTITY_TOPICS for q in qs] + T.IDENTITY_GREETINGS[0] + T.IDENTITY_THANKS[0] + T.SPELL_TEMPLATES + T.BEE_TEMPLATES
+    train = ([q for _, qs, _ in T.IDENTITY_TOPICS for q in qs] + T.IDENTITY_GREETINGS[0] + T.IDENTITY_THANKS[0] + T.SPELL_TEMPLATES + T.BEE_TEMPLATES
+             + [t for ts in K.ARITHMETIC_TRAIN_TEMPLATES.values() for t in ts] + K.SPELL_TRAIN_TEMPLATES + K.COUNT_TRAIN_TEMPLATES)
     overlap = {_norm(p) for p in probe} & {_norm(t) for t in train}
     assert not overlap, overlap
 
 
-def test_items_appear_in_no_mixture_row(items, mirror, tmp_path, monkeypatch):
-    """No probe question is a user message of the training mixtures, and no probe arithmetic (a op b) is a calculator
-    expression of GSM8K's training solutions."""
+def test_items_appear_in_no_mixture_row(items, words, mirror, tmp_path, monkeypatch):
+    """No probe question is a user message of any training task (the datasets and our generators), no probe arithmetic
+    (a op b) is a calculator expression of any training row, and no probe (word, letter) is a counting row's."""
     monkeypatch.setenv("NANOCHAT_BASE_DIR", str(tmp_path))
     questions = {_norm(i["question"]) for i in items}
-    exprs = set()
-    for task in (T.SmolTalk(split="train"), T.GSM8K(split="train"), T.Identity(size=2000), T.SimpleSpelling(size=2000), T.SpellingBee(size=2000)):
+    exprs, pairs = set(), set()
+    generated = (T.Identity(size=2000), T.SimpleSpelling(size=2000), T.SpellingBee(size=2000), K.Arithmetic(size=20_000),
+                 K.CommonSpelling(words["taught"], size=5000), K.LetterCount(words["counting"], size=20_000))
+    for task in (T.SmolTalk(split="train"), T.GSM8K(split="train"), *generated):
         for conv in task:
             for m in conv["messages"]:
                 if m["role"] == "user": assert _norm(m["content"]) not in questions, m["content"]
                 elif isinstance(m["content"], list):
                     exprs.update(re.sub(r"\s", "", p["text"]) for p in m["content"] if p["type"] == "python")
+            if isinstance(task, K.LetterCount): pairs.add((conv["word"], conv["letter"]))
     probe_exprs = {f"{a}{i['op']}{b}" for i in items if i["skill"] == "arithmetic" for a, b in [i["operands"]]}
     assert exprs and not (probe_exprs & exprs), probe_exprs & exprs
+    probe_pairs = {(i["word"], i["letter"]) for i in items if i["skill"] == "counting"}
+    assert pairs and not (probe_pairs & pairs), probe_pairs & pairs
+
+
+def test_taught_words_are_the_spelling_rows_words(items, words):
+    "The probe's taught words are spelled in training (CommonSpelling walks all of them); the untaught ones never are."
+    spelled = {c["word"] for c in K.CommonSpelling(words["taught"], size=len(words["taught"]))}
+    asked = {i["answer"] for i in items if i["skill"] == "spelling"}
+    assert asked <= spelled and not spelled & {i["answer"] for i in items if i["skill"] == "spelling (untaught)"}
 
 
 def test_probe_on_a_trained_model(chat_run, words):
