@@ -7,7 +7,8 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 
 # %% ../nbs/chat_web.ipynb #747bda7b
 from __future__ import annotations
-import argparse, asyncio, json, logging, queue, random, socket, sys, threading, time, uuid
+import argparse, asyncio, gc, ipaddress, json, logging, os, queue, random, re, signal, socket, sys, threading, time, uuid
+import uvicorn
 from contextlib import contextmanager
 from pathlib import Path
 from fastapi import FastAPI, Request   # at module level: FastAPI reads the handlers' annotations from these globals
@@ -15,8 +16,8 @@ from .chat import Chat, ContextError
 from .tokenizer import check_conversation
 
 # %% auto #0
-__all__ = ['LIMITS', 'ROLES', 'STATIC', 'CSP', 'log', 'ApiError', 'parse_request', 'Reply', 'Workers', 'StopStrings', 'AccessLog',
-           'make_app', 'chat_app', 'serving', 'cli_parser', 'main']
+__all__ = ['LIMITS', 'ROLES', 'STATIC', 'CSP', 'log', 'LOOPBACK', 'ApiError', 'parse_request', 'Reply', 'Workers', 'StopStrings',
+           'allowed_hosts', 'Door', 'AccessLog', 'make_app', 'chat_app', 'Server', 'serving', 'cli_parser', 'main']
 
 # %% ../nbs/chat_web.ipynb #2ff38b7f
 LIMITS = dict(messages=500, message_chars=8_000, total_chars=32_000, temperature=2, top_k=200, max_tokens=4_096,
@@ -119,8 +120,12 @@ def parse_request(raw: bytes, temperature: float = 0.6, top_k: int = 50, max_tok
 class Reply:
     "One request's job for a worker: the reply arguments, a `stop` event, and an asyncio queue of what the worker makes."
     def __init__(self, loop: asyncio.AbstractEventLoop, messages, temperature, top_k, max_tokens, seed, **_):
-        self.loop, self.q, self.stop = loop, asyncio.Queue(), threading.Event()
+        self.loop, self.q, self.stop, self.closed = loop, asyncio.Queue(), threading.Event(), False
         self.args = dict(messages=messages, temperature=temperature, top_k=top_k, max_tokens=max_tokens, seed=seed)
+
+    def close(self):
+        "The server is shutting down: stop, and end with `closed` rather than `end`, so the client is told why."
+        self.closed = True; self.stop.set()
 
     def put(self, kind: str, value=None):
         try: self.loop.call_soon_threadsafe(self.q.put_nowait, (kind, value))
@@ -128,11 +133,11 @@ class Reply:
 
     def __call__(self, chat) -> int:
         "Run in a worker thread with that worker's `chat`; returns the number of tokens generated."
-        if self.stop.is_set(): self.put("end", None); return 0   # abandoned while it waited in the queue
+        if self.stop.is_set(): self.put("closed" if self.closed else "gone"); return 0   # ended while it waited
         chat.usage = dict(prompt_tokens=0, completion_tokens=0)
         try:
             for piece in chat.stream(**self.args, stop=self.stop): self.put("text", piece)
-            self.put("end", dict(chat.usage))
+            self.put("closed" if self.closed else "end", dict(chat.usage))
         except ValueError as e: self.put("error", e)               # ContextError included: before any token
         except Exception as e:
             logging.getLogger(__name__).exception("generation failed"); self.put("fail", e)
@@ -145,7 +150,7 @@ class Workers:
         if not chats: raise ValueError("need at least one worker (one chat object per worker), got none")
         if limit < 0: raise ValueError(f"the queue limit must be ≥ 0, got {limit}")
         self.chats, self.limit, self.jobs, self.lock = list(chats), limit, queue.Queue(), threading.Lock()
-        self.waiting, self.running, self.threads = 0, set(), []
+        self.waiting, self.running, self.threads, self.closing = 0, set(), [], False
         self.stats = dict(requests=0, served=0, invalid=0, rejected=0, abandoned=0, errors=0, tokens_generated=0)
 
     def start(self):
@@ -154,15 +159,16 @@ class Workers:
         for t in self.threads: t.start()
 
     def submit(self, job: Reply) -> bool:
-        "Queue `job`; False (and nothing queued) when `limit` jobs are already waiting."
+        "Queue `job`; False (and nothing queued) when `limit` jobs are already waiting, or `end` was called."
         with self.lock:
-            if self.waiting >= self.limit and len(self.running) >= len(self.chats): return False
-            self.waiting += 1
-        self.jobs.put(job); return True
+            if self.closing or (self.waiting >= self.limit and len(self.running) >= len(self.chats)): return False
+            self.waiting += 1; self.jobs.put(job)   # under the lock: `end` sees every job either queued or running
+        return True
 
     def _work(self, chat):
         while (job := self.jobs.get()) is not None:
-            with self.lock: self.waiting -= 1; self.running.add(job)
+            with self.lock: self.waiting -= 1; self.running.add(job); closing = self.closing
+            if closing: job.close()   # taken from the queue just as `end` emptied it
             try: n = job(chat)
             finally:
                 with self.lock: self.running.discard(job); self.stats["tokens_generated"] += n
@@ -176,14 +182,19 @@ class Workers:
             return dict(workers=len(self.chats), busy=busy, free=len(self.chats) - busy, queued=self.waiting,
                         queue_limit=self.limit, **self.stats)
 
-    def close(self, timeout: float = 5.0):
-        "Stop every running reply and end the threads."
+    def end(self):
+        "Shutting down: every running reply stops at its next token and every waiting one at once, each with `closed`."
         with self.lock:
-            for job in self.running: job.stop.set()
-        while True:                       # jobs still waiting end at once, empty
-            try: job = self.jobs.get_nowait()
-            except queue.Empty: break
-            if job is not None: job.stop.set(); job.put("end", None)
+            self.closing, running = True, list(self.running)
+            while True:
+                try: job = self.jobs.get_nowait()
+                except queue.Empty: break
+                if job is not None: self.waiting -= 1; job.close(); job.put("closed")
+        for job in running: job.close()
+
+    def close(self, timeout: float = 1.0):
+        "`end`, then end the threads (waiting at most `timeout` seconds for each: they are daemons)."
+        self.end()
         for _ in self.threads: self.jobs.put(None)
         for t in self.threads: t.join(timeout)
         self.threads = []
@@ -209,31 +220,101 @@ class StopStrings:
     def flush(self) -> str: out, self.held = self.held, ""; return out
 
 # %% ../nbs/chat_web.ipynb #844b4841
-def _json_error(e: ApiError):
+def _json_error(e: ApiError, headers: dict | None = None):
     from fastapi.responses import JSONResponse
-    return JSONResponse(e.body(), status_code=e.status)
+    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+def _shutting_down() -> ApiError:
+    return ApiError("the server is shutting down: this reply was ended before it was done; try again once it is back",
+                    None, "server_shutting_down", 503, "server_error")
 
 class _ClientGone(Exception): "The client disconnected before its request was read: nobody to answer."
 
-async def _read_body(request) -> bytes:
+async def _read_body(request, closing: asyncio.Event) -> bytes:
     """The body, refusing (400) a declared or actual size past the limit before reading an endless upload into memory;
-    `_ClientGone` if the client leaves mid-upload."""
+    `_ClientGone` if the client leaves mid-upload; 503 if `closing` is set (a shutdown) before a slow client sent it all."""
     from starlette.requests import ClientDisconnect
     too_big = ApiError(f"the request body is over {LIMITS['body_bytes']:,} bytes", None, "body_too_large")
     if int(request.headers.get("content-length") or 0) > LIMITS["body_bytes"]: raise too_big   # refused without waiting for it
-    chunks, n = [], 0
-    try:
+    async def read():
+        chunks, n = [], 0
         async for chunk in request.stream():
             n += len(chunk); chunks.append(chunk)
             if n > LIMITS["body_bytes"]: raise too_big
+        return b"".join(chunks)
+    reading, shut = asyncio.ensure_future(read()), asyncio.ensure_future(closing.wait())
+    try: await asyncio.wait([reading, shut], return_when=asyncio.FIRST_COMPLETED)
+    finally: reading.cancel(); shut.cancel()   # no-ops on the one that finished
+    if not reading.done() or reading.cancelled(): raise _shutting_down()
+    try: return reading.result()
     except ClientDisconnect: raise _ClientGone() from None
-    return b"".join(chunks)
 
 async def _until_disconnect(request, job: Reply, workers: Workers):
     "Set `job.stop` if the client goes away (cancel this task once the response is under way)."
     while (await request.receive())["type"] != "http.disconnect": pass
     if not job.stop.is_set(): job.stop.set(); workers.count("abandoned")
 
+# %% ../nbs/chat_web.ipynb #940987f9
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+def _host_name(name: str) -> str:
+    "`name` as a `Host` header spells it: lower case, an IPv6 address in brackets (without a zone)."
+    name = name.lower().strip("[]").split("%")[0]
+    return f"[{name}]" if ":" in name else name
+
+def _is_host(name: str) -> bool:
+    try: ipaddress.ip_address(name.strip("[]")); return True
+    except ValueError: return re.fullmatch(r"[a-z0-9][a-z0-9.-]*", name.lower()) is not None
+
+def _is_loopback(bind: str) -> bool:
+    try: return bind == "localhost" or ipaddress.ip_address(bind).is_loopback
+    except ValueError: return False   # a name (other than localhost) or a mistake: treated as beyond loopback
+
+def _without_port(host: str) -> str:
+    "A `Host` header's name: `localhost:8000` → `localhost`, `[::1]:8000` → `[::1]`."
+    host = host.lower()
+    return host[:host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+
+def allowed_hosts(bind: str, extra=()) -> set[str]:
+    """The `Host` values (without port) a server bound to address `bind` answers: the loopback names; bound beyond
+    loopback, also this machine's names and addresses (and `bind` itself); and the names in `extra` (`--allow-host`).
+    Raises `ValueError` naming a value of `extra` that is no host name or address."""
+    names = set(LOOPBACK)
+    for n in extra:
+        if not _is_host(n): raise ValueError(f"--allow-host {n!r} is not a host name or address (letters, digits, '.', '-'; no port)")
+        names.add(_host_name(n))
+    if _is_loopback(bind): return names
+    if bind not in ("", "0.0.0.0", "::"): names.add(_host_name(bind))
+    for n in {socket.gethostname(), socket.getfqdn()}:
+        names.add(_host_name(n))
+        try: names |= {_host_name(a[4][0]) for a in socket.getaddrinfo(n, None)}
+        except OSError: pass   # a name that does not resolve: the name alone, then
+    try:   # the address of the default route, the one other machines most likely use (a UDP "connect" sends nothing)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s: s.connect(("192.0.2.1", 9)); names.add(s.getsockname()[0])
+    except OSError: pass
+    return names
+
+class Door:
+    """ASGI middleware: a request must name this server in `Host` (one of `hosts`), else 403; a POST to the API must be
+    `application/json`, else 415. Both before the app reads a byte of the body."""
+    def __init__(self, app, hosts=LOOPBACK): self.app, self.hosts = app, frozenset(hosts)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])   # ASGI names are lower case; with two Host headers the last one counts
+            host = headers.get(b"host", b"").decode("latin-1")
+            if _without_port(host) not in self.hosts:
+                e = ApiError(f"Host {host!r} is not a name of this server, so the request may come from a web page that "
+                             f"rebinds its own name to this server's address; if it is one, start the server with "
+                             f"--allow-host {_without_port(host) or 'NAME'}", None, "host_not_allowed", 403, "permission_error")
+                return await _json_error(e)(scope, receive, send)
+            ctype = headers.get(b"content-type", b"").decode("latin-1")
+            if scope["method"] == "POST" and scope["path"].startswith("/v1/") and ctype.split(";")[0].strip().lower() != "application/json":
+                e = ApiError(f"the request body must be JSON, sent with Content-Type: application/json; got {ctype!r}",
+                             None, "unsupported_media_type", 415)
+                return await _json_error(e)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+# %% ../nbs/chat_web.ipynb #4ff7508f
 class AccessLog:
     "ASGI middleware: one log line per request — method, path, status, duration (to the end of a streamed body)."
     def __init__(self, app): self.app = app
@@ -250,16 +331,17 @@ class AccessLog:
 
 # %% ../nbs/chat_web.ipynb #8a8a5579
 def make_app(chats: list, name: str = "nanochat", queue: int = 8, temperature: float = 0.6, top_k: int = 50,
-             max_tokens: int = 512, context: int | None = None):
+             max_tokens: int = 512, context: int | None = None, hosts=LOOPBACK):
     """The FastAPI app: the chat page at `/`, `POST /v1/chat/completions`, `GET /v1/models`, `/health`, `/stats`.
     `chats`: one chat object per worker thread (`Chat` or anything with its `stream` and `usage`); `queue`: requests
     that may wait for a worker before 429; `temperature`, `top_k`, `max_tokens`: defaults for requests that give none;
-    `context`: the model's context in tokens (to report `finish_reason` "length"; default: the first chat's model's)."""
+    `context`: the model's context in tokens (to report `finish_reason` "length"; default: the first chat's model's);
+    `hosts`: the `Host` values it answers (see `allowed_hosts`). `app.state.shut_down()` starts a shutdown (`Server`)."""
     from fastapi.responses import FileResponse, JSONResponse, StreamingResponse, Response
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
     from contextlib import asynccontextmanager
-    workers, created = Workers(chats, queue), int(time.time())
+    workers, created, closing = Workers(chats, queue), int(time.time()), asyncio.Event()
     if context is None: context = getattr(getattr(getattr(chats[0], "model", None), "config", None), "sequence_len", None)
 
     @asynccontextmanager
@@ -270,7 +352,12 @@ def make_app(chats: list, name: str = "nanochat", queue: int = 8, temperature: f
 
     app = FastAPI(title="nanochat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.workers = workers
-    app.add_middleware(AccessLog)
+    def shut_down():   # on the event loop
+        "Every reply ends now, with a last event that says why; a body still being sent gets 503."
+        closing.set(); workers.end()
+    app.state.shut_down = shut_down
+    app.add_middleware(Door, hosts=hosts)
+    app.add_middleware(AccessLog)   # added last, so outermost: refusals at the door are logged too
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -299,17 +386,22 @@ def make_app(chats: list, name: str = "nanochat", queue: int = 8, temperature: f
     @app.post("/v1/chat/completions")
     async def completions(request: Request):
         workers.count("requests")
-        try: args = parse_request(await _read_body(request), temperature, top_k, max_tokens)
-        except ApiError as e: workers.count("invalid"); return _json_error(e)
+        try: args = parse_request(await _read_body(request, closing), temperature, top_k, max_tokens)
+        except ApiError as e:
+            if e.status == 400: workers.count("invalid")
+            return _json_error(e)
         except _ClientGone: workers.count("abandoned"); return Response(status_code=400)   # nobody reads it
         job = Reply(asyncio.get_running_loop(), **args)
         if not workers.submit(job):
+            if workers.closing: return _json_error(_shutting_down())
             workers.count("rejected")
             return _json_error(ApiError(f"all {len(chats)} workers are busy and {queue} requests already wait: try again shortly",
-                                        None, "rate_limit_exceeded", 429, "rate_limit_error"))
+                                        None, "rate_limit_exceeded", 429, "rate_limit_error"), headers={"Retry-After": "1"})
         watch = asyncio.create_task(_until_disconnect(request, job, workers))
         try:
             first = await job.q.get()
+            if first[0] == "gone": return Response(status_code=499)   # its client left while it waited: nobody to answer
+            if first[0] == "closed" and not args["stream"]: return _json_error(_shutting_down())
             if first[0] == "error":
                 workers.count("invalid")
                 code = "context_length_exceeded" if isinstance(first[1], ContextError) else "invalid_messages"
@@ -324,6 +416,7 @@ def make_app(chats: list, name: str = "nanochat", queue: int = 8, temperature: f
                     if stops.hit: job.stop.set()
                     item = await job.q.get()
                 if item[0] == "fail": raise item[1]
+                if item[0] == "closed": return _json_error(_shutting_down())
                 if job.stop.is_set() and not stops.hit: return Response(status_code=499)   # the client left
                 usage = item[1] or dict(prompt_tokens=0, completion_tokens=0)
                 workers.count("served")
@@ -365,6 +458,7 @@ async def _stream(job: Reply, item, rid, t, name, args, context, stops: StopStri
         if item[0] == "fail":
             yield _sse(ApiError(f"generation failed: {type(item[1]).__name__}", None, "internal_error", 500, "server_error").body())
             workers.count("errors")
+        elif item[0] == "closed": yield _sse(_shutting_down().body())
         else:
             usage = item[1] or dict(prompt_tokens=0, completion_tokens=0)
             yield chunk({}, _finish(usage, args, context, stops.hit), **extra)
@@ -373,7 +467,7 @@ async def _stream(job: Reply, item, rid, t, name, args, context, stops: StopStri
                                 choices=[], usage=_usage(usage)))
         yield "data: [DONE]\n\n"
         done = True
-        if item[0] != "fail": workers.count("served")
+        if item[0] == "end": workers.count("served")
     finally:
         if not done and not job.stop.is_set(): job.stop.set(); workers.count("abandoned")
 
@@ -386,14 +480,28 @@ def chat_app(model, tokenizer, workers: int = 1, name: str = "nanochat", tempera
     return make_app(chats, name=name, temperature=temperature, top_k=top_k, max_tokens=max_tokens, **kw)
 
 # %% ../nbs/chat_web.ipynb #4be662ca
+class Server(uvicorn.Server):
+    """uvicorn's server for an app from `make_app`: a shutdown ends the replies first, a second signal quits at once.
+    `config`: `uvicorn.Config`'s arguments. `run()` serves until SIGINT, SIGTERM or `should_exit`."""
+    def __init__(self, app, **config): super().__init__(uvicorn.Config(app, **config)); self.web_app = app
+
+    def handle_exit(self, sig, frame):   # the signal handler (in the main thread, between two steps of the event loop)
+        # os.write, not print: the signal may come in the middle of a print to stderr, which must not be re-entered
+        if self.should_exit: os.write(2, b"quitting at once\n"); os._exit(128 + sig)
+        os.write(2, f"{signal.Signals(sig).name}: shutting down (once more to quit at once)\n".encode())
+        self.should_exit = True   # and no more: uvicorn's own handler would raise the signal again once it is done
+
+    async def shutdown(self, sockets=None):
+        self.web_app.state.shut_down()   # the replies end first: the connections uvicorn then waits for are done
+        await super().shutdown(sockets)
+
 @contextmanager
 def serving(app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
     "Serve `app` with uvicorn in a daemon thread (port 0: a free one); yields the base URL; shuts down on exit."
-    import uvicorn
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=2))
+    server = Server(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=1)
     th = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True, name="uvicorn")
     th.start()
     try:
@@ -412,7 +520,10 @@ def cli_parser() -> argparse.ArgumentParser:
     g.add_argument("--run-dir", help="a run folder")
     p.add_argument("--stage", default="sft", choices=("base", "mid", "sft"), help="which model of the run (default: sft)")
     p.add_argument("--step", type=int, help="a checkpoint step (default: the newest)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every network)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a name the server answers to in the Host header, besides localhost (and, beyond loopback, this "
+                        "machine's own names and addresses): the name a proxy or DNS gives it; repeatable")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="replies generated at once (threads)")
     p.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker before 429")
@@ -428,6 +539,8 @@ def main(argv=None) -> int:
     for key, lo, hi in [("temperature", 0, LIMITS["temperature"]), ("top_k", 0, LIMITS["top_k"]), ("max_tokens", 1, LIMITS["max_tokens"]),
                         ("workers", 1, 64), ("queue", 0, 10_000), ("port", 0, 65535)]:
         if not lo <= getattr(a, key) <= hi: p.error(f"--{key.replace('_', '-')} must be from {lo} to {hi}, got {getattr(a, key)}")
+    try: hosts = allowed_hosts(a.host, a.allow_host)
+    except ValueError as e: p.error(str(e))
     from nanochat.checkpoint import CheckpointError, load_chat_model
     from nanochat.common import autodetect_device
     try:
@@ -435,12 +548,19 @@ def main(argv=None) -> int:
         model, tokenizer, meta = load_chat_model(a.preset, a.run_dir, a.stage, a.step, device=str(device))
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr); return 1
-    import uvicorn
+    except KeyboardInterrupt: return 130   # Ctrl-C while the model loads: no traceback
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     name = f"nanochat-{Path(meta['run_dir']).name}-{a.stage}"
-    app = chat_app(model, tokenizer, a.workers, name, a.temperature, a.top_k, a.max_tokens, queue=a.queue)
+    app = chat_app(model, tokenizer, a.workers, name, a.temperature, a.top_k, a.max_tokens, queue=a.queue, hosts=hosts)
     print(f"nanochat · {name} (step {meta.get('step', '?')}) on {device} · http://{a.host}:{a.port} · Ctrl-C stops", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
+    if not _is_loopback(a.host):
+        print(f"warning: serving on {a.host}, beyond this machine: whoever reaches it can use the model (there is no "
+              f"password). Requests must name the server as one of: {', '.join(sorted(hosts))} (more with --allow-host NAME)",
+              file=sys.stderr, flush=True)
+    gc.freeze()   # the model lives until exit: the collector need not walk it, neither in pauses nor at exit (seconds, with torch)
+    try: Server(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_graceful_shutdown=1).run()
+    except KeyboardInterrupt: pass   # a second Ctrl-C in the shutdown's last moment, once uvicorn gave back the handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # from here to the exit nothing is left to stop
     return 0
 
 if __name__ == "__main__" and sys.argv[0].endswith("chat_web.py"): sys.exit(main())   # a notebook is __main__ too

@@ -1,8 +1,9 @@
 """The chat web server against the real smoke model of the `chat_run` fixture: the official `openai` client, every limit
-(400, never 500), the queue (429), `/health` during a long reply, disconnects, a load test, and the page in headless
-Chromium. A scripted reply source stands in for the model only where a test needs a reply it can choose (markup
+(400, never 500), the queue (429), `/health` during a long reply, disconnects, the door (Host, Content-Type), a load
+test, the page in headless Chromium, and the real process stopped by SIGINT / SIGTERM. A scripted reply source stands in for the model only where a test needs a reply it can choose (markup
 injection) or one that lasts (queue, disconnect)."""
-import json, threading, time
+import json, logging, os, signal, socket, subprocess, sys, threading, time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx, pytest
@@ -139,6 +140,7 @@ def test_queue_full_answers_429():
             wait_for(lambda: stats(base)["queued"] == 1, "the second request to queue")
             r = httpx.post(f"{base}/v1/chat/completions", json=dict(messages=HI))
             assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+            assert int(r.headers["retry-after"]) >= 1                       # when to try again, in seconds
             assert "1 requests already wait" in r.json()["error"]["message"]
         waiter.join(30)   # the first stream closed: its worker moves on to the queued request
         assert got["r"].status_code == 200 and got["r"].json()["choices"][0]["message"]["content"] == "tick tick tick "
@@ -164,18 +166,196 @@ def test_client_leaving_mid_upload_is_abandoned_not_an_error():
         host, port = base.split("//")[1].split(":")
         # a huge declared body is refused at once, before any of it is read
         with socket.create_connection((host, int(port))) as sk:
-            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                        b"Content-Length: 999999999999\r\n\r\n{}")
             sk.settimeout(10); reply = b""
             while b"body_too_large" not in reply and (chunk := sk.recv(4096)): reply += chunk   # headers, then the body
         assert reply.startswith(b"HTTP/1.1 400") and b"body_too_large" in reply, reply
         # a client that declares a plausible body, sends part of it and leaves: counted as abandoned, not as an error
         with socket.create_connection((host, int(port))) as sk:
-            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                        b"Content-Length: 5000\r\n\r\n{\"messages\": ")
             time.sleep(0.3)
         wait_for(lambda: stats(base)["abandoned"] == 1, "the half-uploaded request to be counted as abandoned", timeout=15)
         assert stats(base)["errors"] == 0
+
+
+def test_queued_stream_abandoned_before_it_starts_is_not_served(caplog):
+    "A stream that waited in the queue and whose client left before it started: abandoned (and logged 499), not served."
+    caplog.set_level(logging.INFO, logger="nanochat.chat_web")
+    with serving(slow_app(workers=1, queue=1)) as base, httpx.Client(base_url=base, timeout=30) as c:
+        host, port = base.split("//")[1].split(":")
+        with c.stream("POST", "/v1/chat/completions", json=dict(messages=HI, stream=True, max_tokens=4000)) as a:
+            wait_for(lambda: stats(base)["busy"] == 1, "the first reply to start")
+            body = json.dumps(dict(messages=HI, stream=True, max_tokens=3)).encode()
+            with socket.create_connection((host, int(port))) as sk:   # the second stream waits, then its client leaves
+                sk.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                wait_for(lambda: stats(base)["queued"] == 1, "the second stream to queue")
+            wait_for(lambda: stats(base)["abandoned"] == 1, "the queued stream to be counted as abandoned")
+        wait_for(lambda: stats(base)["busy"] == 0 and stats(base)["queued"] == 0, "the worker to pass over the abandoned job")
+        wait_for(lambda: len([r for r in caplog.records if "/v1/chat/completions" in r.getMessage()]) == 2, "both requests' log lines")
+        s = stats(base)
+        statuses = [r.getMessage().split()[3] for r in caplog.records if "/v1/chat/completions" in r.getMessage()]
+        # the first stream had started (200) when its client left; the second never did: 499, "client closed request"
+        assert (s["served"], s["abandoned"], statuses) == (0, 2, ["200", "499"]), (s, statuses)
+
+# --- the door: Host (DNS rebinding) and Content-Type (cross-site forms) ----------------------------------------------------
+
+def test_host_header_must_name_this_server():
+    "A page on evil.example that rebinds its name to 127.0.0.1 still sends `Host: evil.example`: refused, 403."
+    with serving(slow_app()) as base:
+        port = base.rsplit(":", 1)[1]
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", "[::1]:8000"):
+            r = httpx.get(f"{base}/health", headers={"Host": host})
+            assert r.status_code == 200, (host, r.text)
+        for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "localhost.evil.example", "[::2]", ""):
+            r = httpx.get(f"{base}/", headers={"Host": host})
+            assert r.status_code == 403, (host, r.text)
+            err = r.json()["error"]
+            assert set(err) == {"message", "type", "param", "code"} and err["code"] == "host_not_allowed"
+            assert repr(host) in err["message"] and "--allow-host" in err["message"], err
+        r = httpx.post(f"{base}/v1/chat/completions", json=dict(messages=HI), headers={"Host": "evil.example"})
+        assert r.status_code == 403 and stats(base)["requests"] == 0   # refused before it reaches the model
+
+def test_allowed_hosts():
+    from nanochat.chat_web import allowed_hosts
+    assert allowed_hosts("127.0.0.1") == {"127.0.0.1", "localhost", "[::1]"}
+    assert allowed_hosts("localhost", ["Chat.Example"]) == {"127.0.0.1", "localhost", "[::1]", "chat.example"}
+    lan = allowed_hosts("0.0.0.0", ["chat.example"])
+    assert {"127.0.0.1", "localhost", "[::1]", "chat.example", socket.gethostname().lower()} <= lan, lan
+    assert "[fe80::1]" in allowed_hosts("fe80::1") and "192.0.2.7" in allowed_hosts("192.0.2.7")   # the address it is bound to
+    with pytest.raises(ValueError, match="--allow-host 'a b'"): allowed_hosts("127.0.0.1", ["a b"])
+
+def test_api_takes_only_json():
+    "A cross-site form or `fetch` may POST text/plain without asking (no CORS preflight): it must not make the model write."
+    with serving(slow_app()) as base:
+        body = json.dumps(dict(messages=HI, max_tokens=3))
+        for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+            r = httpx.post(f"{base}/v1/chat/completions", content=body, headers={"Content-Type": ctype} if ctype else {})
+            assert r.status_code == 415, (ctype, r.text)
+            err = r.json()["error"]
+            assert err["code"] == "unsupported_media_type" and "application/json" in err["message"] and repr(ctype or "") in err["message"]
+        assert stats(base)["requests"] == 0 and stats(base)["tokens_generated"] == 0
+        r = httpx.post(f"{base}/v1/chat/completions", content=body, headers={"Content-Type": "Application/JSON; charset=utf-8"})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "tick tick tick "
+
+# --- the real process: signals, the start-up warning -----------------------------------------------------------------------
+
+# The real `python -m nanochat.chat_web` on the trained smoke model, its replies made to last (the smoke model's own end
+# after a few tokens): a tick every 20 ms until stopped.
+LASTING = """import sys, time
+import nanochat.chat_web as w
+class Lasting(w.Chat):
+    def stream(self, messages, stop=None, **kw):
+        self.usage = dict(prompt_tokens=1, completion_tokens=0)
+        while not stop.is_set():
+            time.sleep(0.02); self.usage["completion_tokens"] += 1; yield "tick "
+w.Chat = Lasting
+sys.exit(w.main(sys.argv[1:]))
+"""
+
+@contextmanager
+def server_process(run_dir, tmp_path, *args):
+    "Start the server in a process; yields (process, base URL, a function returning its stderr so far)."
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    err = tmp_path/"stderr.txt"
+    with open(err, "w") as f:
+        p = subprocess.Popen([sys.executable, "-c", LASTING, "--run-dir", str(run_dir), "--device", "cpu", "--port", str(port), *args],
+                             stderr=f, stdout=subprocess.DEVNULL, env=os.environ | dict(PYTHONUNBUFFERED="1"))
+    base = f"http://127.0.0.1:{port}"
+    def up():
+        try: return httpx.get(f"{base}/health", timeout=1).status_code == 200
+        except httpx.TransportError: return False
+    try:
+        wait_for(lambda: p.poll() is not None or up(), "the server to start", timeout=120)
+        assert p.poll() is None, err.read_text()
+        yield p, base, err.read_text
+    finally:
+        if p.poll() is None: p.kill(); p.wait()
+
+def stream_into(base, out: list, stream=True):
+    "POST a reply that lasts; append its status, then its non-empty lines (streamed) or its JSON, then how it ended."
+    try:
+        with httpx.Client(timeout=30) as c, c.stream("POST", f"{base}/v1/chat/completions",
+                                                       json=dict(messages=HI, stream=stream, max_tokens=4000)) as r:
+            out.append(r.status_code)
+            if stream: out.extend(line for line in r.iter_lines() if line)
+            else: out.append(json.loads(r.read()))
+        out.append("closed")
+    except httpx.HTTPError as e: out.append(repr(e))
+
+def start_replies(base, n_streams, n_plain=0):
+    "1 running and `n_streams - 1 + n_plain` queued replies, and a half-sent request; returns (threads, outputs, socket)."
+    outs = [[] for _ in range(n_streams + n_plain)]
+    threads = [threading.Thread(target=stream_into, args=(base, o, i < n_streams)) for i, o in enumerate(outs)]
+    threads[0].start()
+    wait_for(lambda: stats(base)["busy"] == 1, "the first reply to run")
+    for t in threads[1:]: t.start()
+    wait_for(lambda: stats(base)["queued"] == len(outs) - 1, "the others to queue")
+    half = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    half.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 5000\r\n\r\n{\"messages\": ")
+    wait_for(lambda: stats(base)["requests"] == len(outs) + 1, "the half-sent request to arrive")
+    return threads, outs, half
+
+def exits_within(p, seconds, what):
+    try: return p.wait(timeout=seconds)
+    except subprocess.TimeoutExpired: pytest.fail(f"the server was still running {seconds} s after {what}")
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_ends_every_reply_and_exits(chat_run, tmp_path, sig):
+    with server_process(chat_run, tmp_path, "--workers", "1", "--queue", "8") as (p, base, stderr):
+        threads, outs, half = start_replies(base, n_streams=6, n_plain=2)
+        p.send_signal(sig)
+        rc = exits_within(p, 3, f"{sig.name} with 1 running, 7 queued and a half-sent request")
+        for t in threads: t.join(10)
+        half.settimeout(5); answer = half.recv(4096); half.close()
+    assert answer.startswith(b"HTTP/1.1 503") and b"server_shutting_down" in answer, answer   # told, not cut off
+    assert rc == 0, rc   # a shutdown asked for and done
+    err = stderr()
+    assert "Traceback" not in err, err
+    for i, out in enumerate(outs[:6]):   # every stream, running or queued: an error event saying why, then [DONE], then the end
+        assert out[0] == 200 and out[-2:] == ["data: [DONE]", "closed"], (i, out[-4:])
+        last = json.loads(out[-3][6:])["error"]
+        assert last["code"] == "server_shutting_down" and "shutting down" in last["message"], (i, last)
+    assert any("tick" in line for line in outs[0][1:]), outs[0][:3]   # the running one had streamed
+    for out in outs[6:]:                 # the waiting non-streamed requests: 503 in OpenAI's shape
+        assert out[0] == 503 and out[1]["error"]["code"] == "server_shutting_down" and out[2] == "closed", out
+
+def test_serving_ends_open_streams_when_it_stops(caplog):
+    "Leaving `serving` with a stream open: the stream is told and ends, the threads are gone, nothing is cancelled mid-flight."
+    out, before = [], set(threading.enumerate())   # other tests' servers may be running
+    with serving(slow_app()) as base:
+        t = threading.Thread(target=stream_into, args=(base, out)); t.start()
+        wait_for(lambda: stats(base)["busy"] == 1, "the stream to start")
+    t.join(10)
+    assert out[-3:-1] == ['data: {"error": {"message": "the server is shutting down: this reply was ended before it was done; '
+                          'try again once it is back", "type": "server_error", "param": null, "code": "server_shutting_down"}}',
+                          "data: [DONE]"] and out[-1] == "closed", out[-3:]
+    assert not [th.name for th in set(threading.enumerate()) - before if th.name.startswith(("uvicorn", "chat-worker"))]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_second_signal_quits_at_once(chat_run, tmp_path):
+    with server_process(chat_run, tmp_path, "--workers", "1", "--queue", "8") as (p, base, stderr):
+        threads, outs, half = start_replies(base, n_streams=4)
+        p.send_signal(signal.SIGINT); time.sleep(0.05); p.send_signal(signal.SIGINT)
+        rc = exits_within(p, 3, "a second SIGINT")
+        for t in threads: t.join(10)
+        half.close()
+    err = stderr()
+    assert rc == 128 + signal.SIGINT and "quitting at once" in err and "Traceback" not in err, (rc, err)
+
+def test_serving_beyond_loopback_warns_and_opens_the_door_to_named_hosts(chat_run, tmp_path):
+    with server_process(chat_run, tmp_path, "--host", "0.0.0.0", "--allow-host", "chat.example.test") as (p, base, stderr):
+        err = stderr()
+        assert "warning" in err and "0.0.0.0" in err and "chat.example.test" in err and "localhost" in err, err
+        port = base.rsplit(":", 1)[1]
+        for host, status in [(f"chat.example.test:{port}", 200), (socket.gethostname(), 200), ("evil.example", 403)]:
+            assert httpx.get(f"{base}/health", headers={"Host": host}).status_code == status, host
+        p.send_signal(signal.SIGTERM)
+        exits_within(p, 3, "SIGTERM")
 
 
 # --- a load test ---------------------------------------------------------------------------------------------------------
@@ -310,3 +490,5 @@ def test_cli_missing_model(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "04_sft" in err, err
     with pytest.raises(SystemExit): main(["--temperature", "3"])
     assert "--temperature must be from 0 to 2, got 3.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit): main(["--allow-host", "chat.example:8000"])   # before any model is loaded
+    assert "--allow-host 'chat.example:8000' is not a host name or address" in capsys.readouterr().err
