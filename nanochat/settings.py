@@ -31,6 +31,8 @@ class Param:
     choices: tuple | None = None   # allowed values (strings)
     also: tuple = ()               # special values allowed outside [lo, hi], e.g. -1 for "all"
 
+    def reads(self, chapter: str) -> bool: return self.chapters == ALL or chapter in self.chapters
+
     def allowed(self) -> str:
         if self.choices: return "one of " + ", ".join(map(str, self.choices))
         num = lambda x: f"{x:,}" if self.type is int else f"{x:g}"   # 2,147,483,647, not 2.14748e+09
@@ -42,7 +44,7 @@ class Param:
         s = str(raw).strip().replace("_", "")
         try:
             if self.type is int:
-                f = float(s)  # accepts 2e9
+                f = float(s)  # accepts 2e9 and 4.0: a whole number however written; 2.5 is refused
                 if f != int(f): raise ValueError
                 v = int(f)
             else: v = self.type(s)
@@ -107,14 +109,14 @@ def settings_path() -> Path:
 def load_preset(preset: str, overrides: dict | None = None, path=None) -> dict:
     "The checked, typed settings of `[preset]` (with `[DEFAULT]` and `overrides` applied)."
     path = Path(path or settings_path())
-    try: cfg = Config(path.parent, path.name)._cfg
+    if not path.is_file(): raise FileNotFoundError(f"settings file {path} does not exist")
+    try: cfg = Config(path.parent, path.name, interpolation=None)._cfg   # `%` is a character, not a reference
     except configparser.Error as e: raise ValueError(f"{path} cannot be read: {e}") from None
     if preset not in cfg.sections():
-        raise ValueError(f"preset {preset!r} is not a section of {path}; presets: {', '.join(cfg.sections())}")
-    try: raw = {**dict(cfg[preset]), **{k: str(v) for k, v in (overrides or {}).items()}}
-    except configparser.InterpolationError as e:   # a `%` in a value: ConfigParser reads it as a reference
-        raise ValueError(f"{path.name} [{preset}] {e.option} = {e.args[0].splitlines()[-1] if e.args else ''}: "
-                         f"a value may not contain '%' (write it without, or as '%%')") from None
+        near = difflib.get_close_matches(preset, cfg.sections(), n=1)
+        raise ValueError(f"unknown preset {preset!r}" + (f" (did you mean {near[0]!r}?)" if near else "") +
+                         f"; presets: {', '.join(cfg.sections())} (the sections of {path})")
+    raw = {**dict(cfg[preset]), **{k: str(v) for k, v in (overrides or {}).items()}}
     out, errors = {}, []   # every bad key and value at once: a learner fixes them in one go
     where = lambda key: "--set" if key in (overrides or {}) else f"[{preset}]" if key in cfg._sections[preset] else "[DEFAULT]"
     for key, val in raw.items():
@@ -155,7 +157,7 @@ def default_run_dir(preset: str) -> Path: return base_dir()/"runs"/preset
 def chapter_setup(chapter: str, preset: str = "smoke", run_dir=None, overrides: dict | None = None) -> AttrDict:
     "The settings `chapter` reads from `[preset]`, plus `preset` and `run_dir` (created)."
     s = load_preset(preset, overrides)
-    P = AttrDict({k: v for k, v in s.items() if PARAMS[k].chapters == ALL or chapter in PARAMS[k].chapters})
+    P = AttrDict({k: v for k, v in s.items() if PARAMS[k].reads(chapter)})
     P.preset, P.run_dir = preset, Path(run_dir or default_run_dir(preset))
     P.run_dir.mkdir(parents=True, exist_ok=True)
     return P

@@ -51,12 +51,35 @@ def test_batch_consistency():
     assert load_preset("smoke", {"total_batch_size": 768}, path=REPO/"settings.ini")["total_batch_size"] == 768
 
 
-def test_percent_in_a_value_is_one_clear_line(tmp_path):
+def test_percent_is_just_a_character(tmp_path):
+    "A `%` is no reference to another key: the value is read as written, and an error names its own section and key."
     ini = tmp_path/"settings.ini"
-    ini.write_text((REPO/"settings.ini").read_text().replace("[smoke]\n", "[smoke]\ndevice = cpu%\n", 1))
-    with pytest.raises(ValueError, match=r"\[smoke\] device = .*may not contain '%'") as e:
-        load_preset("smoke", path=ini)
-    assert "\n" not in str(e.value)
+    ini.write_text((REPO/"settings.ini").read_text().replace("device = auto\n", "device = au%to\n", 1))   # in [DEFAULT]
+    with pytest.raises(ValueError) as e: load_preset("smoke", path=ini)
+    assert str(e.value).startswith("settings.ini [DEFAULT] device = 'au%to' is out of range; allowed: one of auto"), str(e.value)
+    ini.write_text((REPO/"settings.ini").read_text().replace("# all chapters: random seed", "# all chapters: 100% random seed", 1))
+    assert load_preset("smoke", path=ini)["seed"] == 42   # in a comment, too, it is a character
+
+
+INT_KEYS = [k for k, p in PARAMS.items() if p.type is int]
+
+@pytest.mark.parametrize("key", INT_KEYS)
+def test_int_keys_refuse_fractions_and_take_whole_numbers(key):
+    "Every int-typed key the same way: 2.5 is a ValueError naming key, value and range; a whole number written 4.0 is 4."
+    with pytest.raises(ValueError, match=rf"--set {key} = '2.5' is not a valid int; allowed: int from"):
+        load_preset("smoke", {key: "2.5"}, path=REPO/"settings.ini")
+    # a value in range that keeps [smoke]'s batch whole (512 = 2 × 4 rows × 64 tokens)
+    ok = 1024 if key == "total_batch_size" else next(v for v in (4, 64, 1024, 100_000) if v >= PARAMS[key].lo and v <= (PARAMS[key].hi or v))
+    assert load_preset("smoke", {key: f"{ok}.0"}, path=REPO/"settings.ini")[key] == ok
+
+
+@pytest.mark.parametrize("cmd", ["run", "check"])
+def test_unknown_preset_says_did_you_mean(cmd, tmp_path):
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(tmp_path/"base")}
+    r = subprocess.run(CLI + [cmd, "--preset", "quickstrat"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "\n" not in err, err
+    assert err.startswith("error: unknown preset 'quickstrat' (did you mean 'quickstart'?); presets: smoke, quickstart, gpu, gpu_course"), err
 
 
 def test_cross_key_constraint_fails_at_check_in_one_line(tmp_path):
