@@ -7,18 +7,99 @@ Docs: https://nanochat-course.github.io/nanochat/course.html.md"""
 
 # %% ../nbs/course.ipynb #f673dc41
 from __future__ import annotations
-import os, sys, time, shutil, argparse, datetime, contextlib
+import os, sys, time, fcntl, shutil, signal, socket, argparse, datetime, threading, contextlib
 from pathlib import Path
 from .common import save_json, load_json, DOWNLOAD_LOG
-from .settings import load_preset, parse_overrides, default_run_dir, repo_root
+from .settings import PARAMS, load_preset, parse_overrides, default_run_dir, repo_root
 from .report import build_report
 
 # %% auto #0
-__all__ = ['CHAPTERS', 'nbs_dir', 'run_course', 'main']
+__all__ = ['CHAPTERS', 'LOCK', 'INPUTS', 'RunLocked', 'run_lock', 'needs', 'missing_inputs', 'settings_changes', 'check_settings',
+           'forget_from', 'nbs_dir', 'run_course', 'Interrupted', 'main']
 
 # %% ../nbs/course.ipynb #8751cdee
 CHAPTERS = ("00_tokenizer", "01_model", "02_pretrain", "03_midtrain", "04_sft", "05_chat")
 
+# %% ../nbs/course.ipynb #68c86c36
+LOCK = "runner.lock"
+
+class RunLocked(RuntimeError): "Another runner holds the run folder."
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold `run_dir/runner.lock` while the block runs: one runner per run folder (created). Raises `RunLocked`,
+    naming the holder's pid, host and start time, if another process holds it."""
+    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir/LOCK, "a+")   # append mode: opening never erases the holder's line
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); holder = f.read().strip() or "it has not written its pid yet"; f.close()
+        raise RunLocked(f"{run_dir} is in use by another nanochat-course run ({holder}): wait for it to end, or stop it, "
+                        f"then run the command again") from None
+    f.seek(0)
+    if stale := f.read().strip():   # written but unlocked: its runner died without emptying it
+        print(f"note: taking over {run_dir/LOCK} from a runner that ended without releasing it ({stale})", flush=True)
+    f.seek(0); f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+    f.flush()
+    try: yield
+    finally: f.truncate(0); f.close()   # emptied, then unlocked by the close
+
+# %% ../nbs/course.ipynb #3292cb79
+INPUTS = {"02_pretrain": ("00_tokenizer",), "03_midtrain": ("00_tokenizer", "02_pretrain"),   # the chapters whose outputs each reads
+          "04_sft": ("00_tokenizer", "03_midtrain"), "05_chat": ("00_tokenizer", "04_sft")}
+
+def needs(chapter: str) -> list:
+    "Every chapter whose outputs `chapter` reads, directly or through the chapters it reads, in course order."
+    out = set()
+    for c in INPUTS.get(chapter, ()): out |= {c, *needs(c)}
+    return sorted(out, key=CHAPTERS.index)
+
+def missing_inputs(chapters, done) -> dict:
+    "`{chapter: [what it needs and lacks]}` for each of `chapters` (run in course order) whose inputs neither `done` nor an earlier one of `chapters` makes."
+    out, ready = {}, set(done)
+    for c in sorted(chapters, key=CHAPTERS.index):
+        if miss := [n for n in needs(c) if n not in ready]: out[c] = miss
+        ready.add(c)
+    return out
+
+# %% ../nbs/course.ipynb #c1c9ff10
+def settings_changes(old: dict, new: dict) -> dict:
+    "`{key: (old, new)}` for each registered key whose value differs (values as text, as `state.json` keeps them)."
+    return {k: (old.get(k), new.get(k)) for k in PARAMS if old.get(k) != new.get(k)}
+
+def check_settings(state: dict, settings: dict, run_dir, start: str | None = None) -> dict:
+    """The changes from `state`'s settings to `settings` (text values). Raises ValueError, naming each changed key with
+    both values and the ways on, if a chapter already run (and kept, with `--from start`) read one of them."""
+    changes = settings_changes(state.get("settings", {}), settings)
+    kept = [c for c in CHAPTERS if (c in state.get("completed", {}) or state.get("attempts", {}).get(c))
+            and (start is None or CHAPTERS.index(c) < CHAPTERS.index(start))]
+    stale = {k: [c for c in kept if PARAMS[k].reads(c)] for k in changes}
+    stale = {k: cs for k, cs in stale.items() if cs}
+    if not stale: return changes
+    first = min((cs[0] for cs in stale.values()), key=CHAPTERS.index)   # the earliest chapter made with an old value
+    if start is None:
+        raise ValueError(f"{run_dir} holds a run made with other settings: "
+                         + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changes.items())
+                         + f"; to go on, either --restart (start over) or --from {first} (run {first} and every later chapter "
+                         f"again with the new settings, keeping the earlier chapters' outputs)")
+    raise ValueError(f"--from {start} would keep chapters made with the old value of a changed setting: "
+                     + "; ".join(f"{k} ({changes[k][0]} → {changes[k][1]}) in {', '.join(cs)}" for k, cs in stale.items())
+                     + f"; use --from {first}, or --restart")
+
+def forget_from(state: dict, run_dir, start: str):
+    "Drop chapter `start` and every later one from `state` and delete their outputs in `run_dir`: they run again from scratch."
+    from nanochat.checkpoint import STAGE_DIRS, STAGE_CHAPTERS   # here: it imports torch
+    folders = {"00_tokenizer": "tokenizer"} | {STAGE_CHAPTERS[s]: d for s, d in STAGE_DIRS.items()}
+    for c in CHAPTERS[CHAPTERS.index(start):]:
+        for part in ("completed", "attempts"): state.get(part, {}).pop(c, None)
+        paths = [run_dir/"notebooks"/f"{c}.ipynb", run_dir/"logs"/f"{c}.log", *(run_dir/"metrics").glob(f"{c}*.json"),
+                 *(run_dir/"figures").glob(f"{c}_*.png")] + ([run_dir/folders[c]] if c in folders else [])
+        for p in paths:
+            if p.is_dir(): shutil.rmtree(p)
+            else: p.unlink(missing_ok=True)
+
+# %% ../nbs/course.ipynb #09f8f7f0
 def nbs_dir() -> Path:
     "The folder holding the chapter notebooks (the course repository's `nbs/`)."
     for d in [repo_root()/"nbs", Path.cwd()/"nbs"]:
@@ -33,25 +114,48 @@ class _Tee:
     def flush(self):
         for st in self.streams: st.flush()
 
-def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, chapters=None, report_to=".") -> Path:
-    "Run the chapter notebooks of `preset` in order with papermill (resuming), then write `report.md`."
+def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, chapters=None, report_to=".", start=None) -> Path:
+    """Run the chapter notebooks of `preset` in course order with papermill (resuming), then write `report.md`.
+    `start`: run that chapter and every later one again (`--from`). Raises ValueError for bad settings, chapters, or a
+    run that cannot go on as asked; RunLocked if another runner holds the run folder."""
     t0 = time.time()
     overrides = overrides or {}
     settings = load_preset(preset, overrides)   # fail fast: before any download or training (or papermill's 3 s import)
-    unknown = [c for c in chapters or () if c not in CHAPTERS]
+    unknown = [c for c in [*(chapters or ()), *([start] if start else [])] if c not in CHAPTERS]
     if unknown: raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; chapters: {', '.join(CHAPTERS)}")
+    if restart and start: raise ValueError("--restart starts over, --from keeps the chapters before it: give one of them")
+    if os.environ.get("NANOCHAT_BASE_DIR"): os.environ["NANOCHAT_BASE_DIR"] = os.path.abspath(os.environ["NANOCHAT_BASE_DIR"])
     import papermill as pm
-    chapters = [c for c in (chapters or CHAPTERS) if (nbs_dir()/f"{c}.ipynb").exists()]
-    run_dir = default_run_dir(preset)
-    if restart and run_dir.exists(): shutil.rmtree(run_dir)
-    state = load_json(run_dir/"state.json") if (run_dir/"state.json").exists() else {}
-    as_text = {k: str(v) for k, v in settings.items()}   # as state.json stores them
-    if state.get("completed") and state.get("settings") != as_text:
-        raise SystemExit(f"{run_dir} holds a run with different settings ({state.get('settings')}).\n"
-                         f"Use --restart to start over with the new settings.")
-    state.update(preset=preset, settings=as_text)
-    state.setdefault("completed", {})
-    save_json(state, run_dir/"state.json")
+    chapters = sorted((c for c in (chapters or CHAPTERS) if (nbs_dir()/f"{c}.ipynb").exists()), key=CHAPTERS.index)
+    run_dir = default_run_dir(preset).resolve()
+    with run_lock(run_dir):
+        if restart:
+            for p in run_dir.iterdir():
+                if p.name == LOCK: continue
+                if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+                else: p.unlink()
+        state = load_json(run_dir/"state.json") if (run_dir/"state.json").exists() else {}
+        as_text = {k: str(v) for k, v in settings.items()}   # as state.json stores them
+        changes = check_settings(state, as_text, run_dir, start)
+        if start: forget_from(state, run_dir, start)
+        elif changes and state.get("settings"):
+            print("settings changed, read by no chapter run so far: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changes.items()))
+        todo = [c for c in chapters if c not in state.get("completed", {})]
+        if missing := missing_inputs(todo, state.get("completed", {})):
+            raise ValueError("; ".join(f"{c} needs {', '.join(m)}" for c, m in missing.items()) +
+                             f", not completed in {run_dir}: run them first (add them to --only, or leave --only out)")
+        state.update(preset=preset, settings=as_text)
+        state.setdefault("completed", {})
+        save_json(state, run_dir/"state.json")
+        _run_chapters(pm, state, run_dir, chapters, dict(preset=preset, run_dir=str(run_dir), overrides=overrides), mirror, report_to)
+        report = build_report(run_dir, Path(report_to)/"report.md")
+    print(f"\n✓ course finished in {time.time() - t0:.0f}s\n  report:             {Path(report_to).resolve()/'report.md'} (and {report})\n"
+          f"  executed notebooks: {run_dir/'notebooks'}\n  logs:               {run_dir/'logs'}", flush=True)
+    return report
+
+def _run_chapters(pm, state, run_dir, chapters, params, mirror, report_to):
+    "Execute each of `chapters` not completed in `state`, with papermill `params`, recording each attempt in `state.json`."
+    preset = params["preset"]
     os.environ["NANOCHAT_HEADLESS"] = "1"
     os.environ[DOWNLOAD_LOG] = str(run_dir/"downloads.jsonl")   # the chapters' kernels log each fetched file: the report shows network time apart
     print(f"nanochat course, preset [{preset}] → {run_dir}", flush=True)
@@ -68,40 +172,77 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
             if attempts and attempts[-1][1] is None:
                 attempts[-1][1] = log_path.stat().st_mtime if log_path.exists() else attempts[-1][0]
             attempts.append([t, None]); save_json(state, run_dir/"state.json")
-            with open(log_path, "w") as log:
-                try:
-                    pm.execute_notebook(nbs_dir()/f"{nb}.ipynb", out_nb, cwd=nbs_dir(), progress_bar=False, kernel_name="python3",
-                                        parameters=dict(preset=preset, run_dir=str(run_dir), overrides=overrides),
-                                        stdout_file=_Tee(sys.stdout, log), stderr_file=_Tee(sys.stderr, log),
-                                        # the kernel's own start-up chatter (a local TCP socket warning) is not the learner's concern
-                                        extra_arguments=["--log-level=ERROR"])
-                except pm.PapermillExecutionError as e:
-                    build_report(run_dir, Path(report_to)/"report.md")
-                    raise SystemExit(f"\n✗ {nb} failed in cell {e.cell_index}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
-                                     f"The executed notebook (with the error) is {out_nb}; fix and re-run the same command to continue.")
-                except Exception as e:   # the kernel died (out of memory?) or could not start
-                    build_report(run_dir, Path(report_to)/"report.md")
-                    raise SystemExit(f"\n✗ {nb} stopped: {type(e).__name__}: {e}\nLog: {log_path}. If it ran out of memory, lower "
-                                     f"device_batch_size in settings.ini; re-run the same command to continue.")
+            try:
+                with open(log_path, "w") as log, _CtrlC() as ctrl_c:
+                    try:
+                        pm.execute_notebook(nbs_dir()/f"{nb}.ipynb", out_nb, cwd=nbs_dir(), progress_bar=False, kernel_name="python3",
+                                            parameters=params, stdout_file=_Tee(sys.stdout, log), stderr_file=_Tee(sys.stderr, log),
+                                            # the kernel's own start-up chatter (a local TCP socket warning) is not the learner's concern
+                                            extra_arguments=["--log-level=ERROR"],
+                                            kernel_manager_class=ctrl_c.kernel_manager_class, on_cell_start=ctrl_c.on_cell_start)
+                        if ctrl_c.pressed: raise KeyboardInterrupt   # a cell that caught it still ends the chapter
+                    except pm.PapermillExecutionError as e:
+                        if ctrl_c.pressed: raise KeyboardInterrupt from None   # the cell Ctrl-C interrupted
+                        build_report(run_dir, Path(report_to)/"report.md")
+                        raise SystemExit(f"\n✗ {nb} failed in cell {e.cell_index}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
+                                         f"The executed notebook (with the error) is {out_nb}; fix and re-run the same command to continue.")
+                    except Exception as e:   # the kernel died (out of memory?) or could not start
+                        if ctrl_c.pressed: raise KeyboardInterrupt from None   # Ctrl-C before the kernel was listening, or between cells
+                        build_report(run_dir, Path(report_to)/"report.md")
+                        raise SystemExit(f"\n✗ {nb} stopped: {type(e).__name__}: {e}\nLog: {log_path}. If it ran out of memory, lower "
+                                         f"device_batch_size (settings.ini or --set) and re-run with --from {nb}; else re-run the "
+                                         f"same command to continue.")
+            except KeyboardInterrupt:   # Ctrl-C: this attempt ends now, recorded; its checkpoints and log stay for the next one
+                attempts[-1][1] = time.time(); save_json(state, run_dir/"state.json")
+                raise Interrupted(nb) from None
             attempts[-1][1] = time.time()
             state["completed"][nb] = dict(seconds=sum(b - a for a, b in attempts), intervals=attempts,
                                           finished=datetime.datetime.now().isoformat(timespec="seconds"))
             save_json(state, run_dir/"state.json")
             earlier = f" ({len(attempts)} attempts, {state['completed'][nb]['seconds']:.0f}s in all)" if len(attempts) > 1 else ""
             print(f"[{i}/{len(chapters)}] {nb}: done in {time.time() - t:.0f}s{earlier}", flush=True)
-    report = build_report(run_dir, Path(report_to)/"report.md")
-    print(f"\n✓ course finished in {time.time() - t0:.0f}s\n  report:             {Path(report_to).resolve()/'report.md'} (and {report})\n"
-          f"  executed notebooks: {run_dir/'notebooks'}\n  logs:               {run_dir/'logs'}", flush=True)
-    return report
+
+class _CtrlC:
+    """While in use (on the main thread), Ctrl-C stops a chapter as Jupyter's stop button does: it interrupts the kernel,
+    so the running cell fails with KeyboardInterrupt (the executed notebook shows where), no later cell starts, and the
+    kernel shuts down cleanly. A second Ctrl-C raises KeyboardInterrupt in the runner at once."""
+    def __init__(self):
+        from jupyter_client.manager import AsyncKernelManager
+        self.pressed, self.ready, kernels = False, False, []
+        class KernelManager(AsyncKernelManager):   # nbclient's own, remembered: the runner needs its kernel's pid
+            def __init__(self, **kw): super().__init__(**kw); kernels.append(self)
+        self.kernels, self.kernel_manager_class = kernels, KernelManager
+        self.main = threading.current_thread() is threading.main_thread()   # only there can a signal handler be set
+
+    def on_cell_start(self, **kw):
+        if self.pressed: raise RuntimeError("stopped by Ctrl-C")   # between cells, or while the kernel started
+        self.ready = True   # the kernel has answered: it handles SIGINT as an interrupt now
+
+    def _on_sigint(self, sig, frame):
+        self.pressed = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        km = self.kernels[-1] if self.kernels else None
+        if self.ready and km is not None and km.has_kernel: os.kill(km.provisioner.pid, signal.SIGINT)
+
+    def __enter__(self):
+        if self.main: self.old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self.main: signal.signal(signal.SIGINT, self.old)
+
+class Interrupted(KeyboardInterrupt):
+    "Ctrl-C while `chapter` ran; its attempt is recorded as ended."
+    def __init__(self, chapter): super().__init__(f"interrupted in {chapter}; re-run the same command to continue")
 
 @contextlib.contextmanager
 def _mirror(folder):
     from nanochat.dataset import use_mirror
     with use_mirror(folder) as url:
-        print(f"serving the mirror {folder} at {url}", flush=True)
+        print(f"serving the mirror {Path(folder).resolve()} at {url}", flush=True)
         yield url
 
-# %% ../nbs/course.ipynb #68c86c36
+# %% ../nbs/course.ipynb #873510d1
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="nanochat-course", description="Run the nanochat course notebooks headless.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -111,15 +252,20 @@ def main(argv=None):
     r.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings, e.g. --set depth=6 time_budget=600")
     r.add_argument("--mirror", default=None, help="serve this offline mirror folder on 127.0.0.1 and download from it")
     r.add_argument("--only", nargs="*", default=None, help="run only these chapters (e.g. 00_tokenizer 01_model)")
+    r.add_argument("--from", dest="start", default=None, metavar="CHAPTER",
+                   help="run CHAPTER and every later one again with the current settings, keeping the earlier chapters' outputs")
     c = sub.add_parser("check", help="check a preset of settings.ini and exit")
     c.add_argument("--preset", default="quickstart"); c.add_argument("--set", nargs="*", default=[])
     a = ap.parse_args(argv)
     try:
         if a.cmd == "check":
             s = load_preset(a.preset, parse_overrides(a.set)); print(f"[{a.preset}] ok: " + ", ".join(f"{k}={v}" for k, v in s.items())); return
-        run_course(a.preset, restart=a.restart, overrides=parse_overrides(a.set), mirror=a.mirror, chapters=a.only)
-    except (ValueError, FileNotFoundError) as e:
+        run_course(a.preset, restart=a.restart, overrides=parse_overrides(a.set), mirror=a.mirror, chapters=a.only, start=a.start)
+    except (ValueError, FileNotFoundError, RunLocked) as e:
         raise SystemExit(f"error: {e}")
+    except KeyboardInterrupt as e:
+        print(e if isinstance(e, Interrupted) else "interrupted; re-run the same command to continue", file=sys.stderr)
+        raise SystemExit(130)
 
 # %% ../nbs/course.ipynb #b07fc19d
 if __name__ == "__main__": main()
