@@ -89,7 +89,8 @@ def evaluate_chat(model, tokenizer, device, dtype, tasks=None, max_problems: int
     """Accuracy and centred accuracy per task, and ChatCORE (their mean over `tasks`, default all of `CHAT_TASKS`).
     `max_problems`: problems per task (−1 = all). Returns `dict(chatcore=float, tasks={name: dict(accuracy, centered,
     n, chance, seconds, example)})`; raises ValueError for an unknown task name or a bad `max_problems`."""
-    if max_problems != -1 and max_problems < 1: raise ValueError(f"max_problems must be -1 (all) or ≥ 1, got {max_problems}")
+    if isinstance(max_problems, bool) or not isinstance(max_problems, int) or (max_problems != -1 and max_problems < 1):
+        raise ValueError(f"max_problems must be an int: -1 (all) or ≥ 1, got {max_problems!r}")
     names = list(tasks or CHAT_TASKS)
     unknown = [t for t in names if t not in CHAT_TASKS]
     if unknown: raise ValueError(f"unknown chat task(s) {unknown}; known: {', '.join(CHAT_TASKS)}")

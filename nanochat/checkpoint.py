@@ -64,7 +64,7 @@ def _write_error(path: Path, e: OSError) -> CheckpointWriteError:
         fix = "free some space, or choose a run folder on another disk"
     else: fix = f"make {path.parent} writable, or choose another run folder"
     err = CheckpointWriteError(f"cannot write checkpoint {path}: {(e.strerror or str(e)).lower()} ({'; '.join(notes)}): {fix} "
-                               f"(--run-dir, NANOCHAT_BASE_DIR) and run the same command again to resume")
+                               f"(NANOCHAT_BASE_DIR) and run the same command again to resume")
     err.errno = e.errno
     return err
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os, sys, time, fcntl, shutil, signal, socket, argparse, datetime, threading, contextlib
 from pathlib import Path
 from .common import save_json, load_json, DOWNLOAD_LOG
-from .settings import PARAMS, load_preset, parse_overrides, default_run_dir, repo_root
+from .settings import PARAMS, RESUMABLE, load_preset, parse_overrides, default_run_dir, repo_root
 from .report import build_report
 
 # %% auto #0
@@ -70,11 +70,13 @@ def settings_changes(old: dict, new: dict) -> dict:
 
 def check_settings(state: dict, settings: dict, run_dir, start: str | None = None) -> dict:
     """The changes from `state`'s settings to `settings` (text values). Raises ValueError, naming each changed key with
-    both values and the ways on, if a chapter already run (and kept, with `--from start`) read one of them."""
+    both values and the ways on, if a chapter already run (and kept, with `--from start`) read one of them (a key of
+    `RESUMABLE`, such as `device_batch_size`, never blocks: it changes how a chapter runs, not what it makes)."""
     changes = settings_changes(state.get("settings", {}), settings)
     kept = [c for c in CHAPTERS if (c in state.get("completed", {}) or state.get("attempts", {}).get(c))
             and (start is None or CHAPTERS.index(c) < CHAPTERS.index(start))]
-    stale = {k: [c for c in kept if PARAMS[k].reads(c)] for k in changes}
+    # a change of memory, speed or measurement knobs (RESUMABLE) leaves what was made as it was: the run goes on
+    stale = {k: [c for c in kept if PARAMS[k].reads(c)] for k in changes if k not in RESUMABLE}
     stale = {k: cs for k, cs in stale.items() if cs}
     if not stale: return changes
     first = min((cs[0] for cs in stale.values()), key=CHAPTERS.index)   # the earliest chapter made with an old value
@@ -139,7 +141,8 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
         changes = check_settings(state, as_text, run_dir, start)
         if start: forget_from(state, run_dir, start)
         elif changes and state.get("settings"):
-            print("settings changed, read by no chapter run so far: " + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changes.items()))
+            print("settings changed (the chapters to come use the new values; those done keep what they made): "
+                  + ", ".join(f"{k} {a} → {b}" for k, (a, b) in changes.items()))
         todo = [c for c in chapters if c not in state.get("completed", {})]
         if missing := missing_inputs(todo, state.get("completed", {})):
             raise ValueError("; ".join(f"{c} needs {', '.join(m)}" for c, m in missing.items()) +

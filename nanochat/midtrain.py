@@ -15,16 +15,17 @@ from .checkpoint import load_model, checkpoint_dir
 from .dataloader import ConversationLoader
 from .loss_eval import eval_batches
 from .train_loop import train, stage_cli
-from .tasks import mid_mixture, SmolTalk
+from .tasks import SmolTalk
+from .skills import build_mixture
 from .chat_eval import chat_replies, CHAT_PROMPTS
 
 # %% auto #0
 __all__ = ['course_mid_mixture', 'chat_val_batches', 'epoch_steps', 'chat_train', 'midtrain', 'main']
 
 # %% ../nbs/03_midtrain.ipynb #2212940b
-def course_mid_mixture(seed: int = 42):
-    "nanochat's midtraining mixture with the spelling tasks scaled to our data (about a third of the rows, as upstream)."
-    return mid_mixture(simple_spelling=20_000, spelling_bee=8_000, seed=seed)
+def course_mid_mixture(P):
+    "The midtraining mixture of settings `P` (`mid_mixture`, with the model's identity), shuffled by `P.seed`."
+    return build_mixture(P.mid_mixture, P.seed, P.identity_name, P.identity_maker)
 
 # %% ../nbs/03_midtrain.ipynb #711563c5
 def chat_val_batches(tokenizer, B: int, T: int, eval_tokens: int, rank: int = 0, world_size: int = 1) -> list:
@@ -65,7 +66,7 @@ def chat_train(P, mixture, init: str, stage: str, num_iterations: int, time_budg
 
 def midtrain(P, tokenizer=None, restart: bool = False, stop_after: int | None = None, on_eval=None, quiet: bool = False) -> dict:
     "Midtrain the base model of `P.run_dir` (settings from `chapter_setup('03_midtrain', …)`) into `mid_checkpoints`."
-    return chat_train(P, course_mid_mixture(P.seed), "base", "mid", P.mid_num_iterations, P.mid_time_budget, P.mid_lr_scale,
+    return chat_train(P, course_mid_mixture(P), "base", "mid", P.mid_num_iterations, P.mid_time_budget, P.mid_lr_scale,
                       warmdown_ratio=0.2, tokenizer=tokenizer, restart=restart, stop_after=stop_after, on_eval=on_eval, quiet=quiet)
 
 # %% ../nbs/03_midtrain.ipynb #8c4e153a

@@ -15,8 +15,8 @@ from fastcore.basics import AttrDict
 from .common import base_dir, DEVICES, DTYPES
 
 # %% auto #0
-__all__ = ['ALL', 'TOK', 'MODEL', 'PRE', 'MID', 'SFT', 'TRAIN', 'PARAMS', 'Param', 'repo_root', 'settings_path', 'load_preset',
-           'parse_overrides', 'default_run_dir', 'chapter_setup']
+__all__ = ['ALL', 'TOK', 'MODEL', 'PRE', 'MID', 'SFT', 'TRAIN', 'CHAT', 'PARAMS', 'RESUMABLE', 'Param', 'repo_root',
+           'settings_path', 'load_preset', 'parse_overrides', 'default_run_dir', 'chapter_setup']
 
 # %% ../nbs/settings.ipynb #18a9c8be
 ALL = "*"  # a key every chapter reads
@@ -30,18 +30,21 @@ class Param:
     hi: float | None = None        # largest allowed value (numbers)
     choices: tuple | None = None   # allowed values (strings)
     also: tuple = ()               # special values allowed outside [lo, hi], e.g. -1 for "all"
+    check: object = None           # text values: a function that raises ValueError saying what is wrong (a mixture, a name)
 
     def reads(self, chapter: str) -> bool: return self.chapters == ALL or chapter in self.chapters
 
     def allowed(self) -> str:
         if self.choices: return "one of " + ", ".join(map(str, self.choices))
+        if self.type is str: return "text (see its comment in settings.ini)"
         num = lambda x: f"{x:,}" if self.type is int else f"{x:g}"   # 2,147,483,647, not 2.14748e+09
         rng = f"{self.type.__name__} from {num(self.lo)}" + (f" to {num(self.hi)}" if self.hi is not None else " up")
         return rng + "".join(f" or {a}" for a in self.also)
 
     def parse(self, key: str, raw: str, where: str):
         "Convert the string `raw` to this setting's type and check it; errors name `key`, the value and what is allowed."
-        s = str(raw).strip().replace("_", "")
+        s = str(raw).strip()
+        if self.type in (int, float): s = s.replace("_", "")   # 1_000; in text an underscore is a character
         try:
             if self.type is int:
                 f = float(s)  # accepts 2e9 and 4.0: a whole number however written; 2.5 is refused
@@ -53,12 +56,24 @@ class Param:
         ok = v in self.choices if self.choices is not None else \
              v in self.also or ((self.lo is None or v >= self.lo) and (self.hi is None or v <= self.hi))
         if not ok: raise ValueError(f"{where} {key} = {raw!r} is out of range; allowed: {self.allowed()}")
+        if self.check is not None:
+            try: self.check(v)
+            except ValueError as e: raise ValueError(f"{where} {key} = {raw!r}: {e}") from None
         return v
 
 # %% ../nbs/settings.ipynb #36780fa4
 # who reads what: a key read by several chapters is declared once, with all of them
 TOK, MODEL, PRE, MID, SFT = ("00_tokenizer",), ("01_model", "02_pretrain"), ("02_pretrain",), ("03_midtrain",), ("04_sft",)
 TRAIN = PRE + MID + SFT   # the chapters that call the training loop
+CHAT = MID + SFT + ("05_chat",)   # the chapters that train or talk to the chat model
+
+def _mixture(spec: str):
+    from nanochat.skills import parse_mixture   # here: it reads the task list, which imports the data code
+    parse_mixture(spec)
+
+def _one_line(text: str):
+    if not text or "\n" in text or "{" in text or "}" in text or len(text) > 80:
+        raise ValueError("must be one line of 1–80 characters without braces")
 
 PARAMS = dict(
     device=Param(ALL, str, choices=DEVICES),
@@ -91,7 +106,16 @@ PARAMS = dict(
     sft_lr_scale=Param(SFT, float, 0.001, 10),
     chat_eval_max_problems=Param(MID + SFT, int, 1, None, also=(-1,)),
     compile=Param(TRAIN, str, choices=("auto", "true", "false")),
+    mid_mixture=Param(MID, str, check=_mixture),
+    sft_mixture=Param(SFT, str, check=_mixture),
+    identity_name=Param(CHAT, str, check=_one_line),
+    identity_maker=Param(CHAT, str, check=_one_line),
+    probe_per_skill=Param(MID + SFT, int, 10, 1000),
 )
+# keys that change memory, speed, or how often and how much is measured, never what is trained: a training stage
+# resumes across a change of them (train_loop), and the runner goes on without --from (a note says what changed)
+RESUMABLE = ("device", "dtype", "compile", "device_batch_size", "eval_every", "eval_tokens", "checkpoint_every",
+             "core_max_per_task", "chat_eval_max_problems", "probe_per_skill", "preset")
 
 # %% ../nbs/settings.ipynb #92f691d4
 def repo_root() -> Path:

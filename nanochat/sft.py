@@ -8,7 +8,7 @@ Docs: https://nanochat-course.github.io/nanochat/sft.html.md"""
 # %% ../nbs/04_sft.ipynb #203712c4
 from __future__ import annotations
 import sys
-from .tasks import sft_mixture
+from .skills import build_mixture
 from .train_loop import stage_cli
 from .midtrain import chat_train
 
@@ -16,14 +16,14 @@ from .midtrain import chat_train
 __all__ = ['course_sft_mixture', 'sft', 'main']
 
 # %% ../nbs/04_sft.ipynb #a812ace2
-def course_sft_mixture(seed: int = 42):
-    "nanochat's SFT mixture (`chat_sft.py`): ARC, GSM8K, 10K SmolTalk, identity, a little spelling."
-    return sft_mixture(seed=seed)
+def course_sft_mixture(P):
+    "The SFT mixture of settings `P` (`sft_mixture`, with the model's identity), shuffled by `P.seed`."
+    return build_mixture(P.sft_mixture, P.seed, P.identity_name, P.identity_maker)
 
 # %% ../nbs/04_sft.ipynb #8f81713e
 def sft(P, tokenizer=None, restart: bool = False, stop_after: int | None = None, on_eval=None, quiet: bool = False) -> dict:
     "Finetune the midtrained model of `P.run_dir` (settings from `chapter_setup('04_sft', …)`) into `chatsft_checkpoints`."
-    return chat_train(P, course_sft_mixture(P.seed), "mid", "sft", P.sft_num_iterations, P.sft_time_budget, P.sft_lr_scale,
+    return chat_train(P, course_sft_mixture(P), "mid", "sft", P.sft_num_iterations, P.sft_time_budget, P.sft_lr_scale,
                       warmdown_ratio=1.0, tokenizer=tokenizer, restart=restart, stop_after=stop_after, on_eval=on_eval, quiet=quiet)
 
 # %% ../nbs/04_sft.ipynb #32f5127a

@@ -17,10 +17,11 @@ from .common import get_logger, progress, is_headless, dist_info, peak_flops
 from .model import amp_context
 from .optim import make_optimizers, lr_multiplier, muon_momentum
 from .loss_eval import evaluate_bpb
+from .settings import RESUMABLE   # the registry says which keys a resume may change
 from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint, rng_state, set_rng_state
 
 # %% auto #0
-__all__ = ['RESUMABLE', 'loss_figure', 'LivePlot', 'resume_changes', 'train', 'stage_cli']
+__all__ = ['loss_figure', 'LivePlot', 'resume_changes', 'train', 'stage_cli']
 
 # %% ../nbs/train_loop.ipynb #1bc9585a
 def loss_figure(history: dict, title: str = ""):
@@ -53,9 +54,6 @@ class LivePlot:
         plt.close(fig)
 
 # %% ../nbs/train_loop.ipynb #3c98e92b
-RESUMABLE = ("device", "dtype", "compile", "device_batch_size", "eval_every", "eval_tokens", "checkpoint_every",
-             "core_max_per_task", "chat_eval_max_problems", "preset")
-
 def resume_changes(saved: dict, now: dict, allowed=RESUMABLE) -> list[str]:
     "`'key saved → now'` for each key in both `saved` and `now` whose value differs, except the `allowed` ones."
     return [f"{k} {saved[k]} → {now[k]}" for k in now if k in saved and k not in allowed and saved[k] != now[k]]

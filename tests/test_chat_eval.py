@@ -473,3 +473,10 @@ def test_humaneval_problems_with_helpers_pass_in_two_processes(humaneval):
         c = humaneval[i]
         assert humaneval.evaluate(c, c["messages"][-1]["content"]), c["task_id"]
         assert not humaneval.evaluate(c, c["prompt"] + "    return None\n"), c["task_id"]
+
+
+@pytest.mark.parametrize("bad", [2.5, 0, -2, "10", True])
+def test_evaluate_chat_refuses_bad_max_problems(bad):
+    "A fractional or non-integer problem count is a ValueError naming it (it was a TypeError deep in the loop)."
+    with pytest.raises(ValueError, match=r"max_problems must be an int: -1 \(all\) or ≥ 1, got"):
+        evaluate_chat(None, None, "cpu", None, max_problems=bad)
