@@ -37,11 +37,19 @@ def main():
     ap.add_argument("--probe-items", type=int, default=100, help="probe items per skill")
     ap.add_argument("--chat-problems", type=int, default=50, help="problems per chat evaluation task (ChatCORE)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--mirror", default=None, help="serve this offline mirror folder on 127.0.0.1 and download from it")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other settings for every run")
     ap.add_argument("--results", default=None, help="JSON lines, one per run (default: $NANOCHAT_BASE_DIR/bench/skills_results.jsonl)")
     a = ap.parse_args()
     unknown = [c for c in a.candidates if c not in CANDIDATES]
     if unknown: sys.exit(f"unknown candidate(s) {unknown}; candidates: {', '.join(CANDIDATES)}")
+    if a.mirror:
+        from nanochat.dataset import use_mirror
+        with use_mirror(Path(a.mirror).resolve()): return run(a)
+    return run(a)
+
+
+def run(a):
 
     import torch
     from nanochat.common import base_dir, autodetect_device, autodetect_dtype
@@ -102,7 +110,7 @@ def main():
                   + f" ({train_s:.0f}s training)", flush=True)
     keys = ["identity", "arithmetic", "spelling", "spelling (untaught)", "counting", "calculator", "ends_turn", "chat_bpb", "chatcore"]
     print(f"\n{a.mid_steps} midtraining + {a.sft_steps} SFT steps, seeds {a.seeds}, {a.probe_items} probe items per skill "
-          f"(s.e. ≤ ±0.05), ChatCORE on {a.chat_problems} problems per task: mean (spread over seeds)")
+          f"(s.e. ≤ ±{0.5 / a.probe_items ** 0.5:.2f}), ChatCORE on {a.chat_problems} problems per task: mean (spread over seeds)")
     print("| candidate | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     for cand in a.candidates:
         rs = [r for r in rows if r["candidate"] == cand]
