@@ -120,6 +120,8 @@ def evaluate_chat(model, tokenizer, device, dtype, tasks=None, max_problems: int
     return dict(chatcore=sum(r["centered"] for r in results.values()) / len(results), tasks=results)
 
 def chat_table(result: dict) -> dict:
-    "`{task: {'accuracy': …, 'centred': …, 'problems': …}}` for the report, with ChatCORE as the last row."
-    rows = {k: dict(accuracy=v["accuracy"], centred=v["centered"], problems=v["n"]) for k, v in result["tasks"].items()}
+    """`{task: {'accuracy': …, '± s.e.': …, 'chance': …, 'centred': …, 'problems': …}}` for the report, with ChatCORE as
+    the last row; the standard error √(a(1 − a)/n) says how far an accuracy on `n` problems moves by chance."""
+    rows = {k: {"accuracy": v["accuracy"], "± s.e.": (v["accuracy"] * (1 - v["accuracy"]) / v["n"]) ** 0.5, "chance": v["chance"],
+                "centred": v["centered"], "problems": v["n"]} for k, v in result["tasks"].items()}
     return rows | {"ChatCORE": dict(centred=result["chatcore"])}

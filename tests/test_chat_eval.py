@@ -181,7 +181,9 @@ def test_evaluate_chat_arc_and_chatcore(tok, mirror, base):
     assert res["chatcore"] == pytest.approx(sum((a - 0.25) / 0.75 for a in accs.values()) / 2)
     table = chat_table(res)
     assert list(table) == ["ARC-Easy", "ARC-Challenge", "ChatCORE"] and table["ChatCORE"]["centred"] == res["chatcore"]
-    assert table["ARC-Easy"] == dict(accuracy=accs["ARC-Easy"], centred=res["tasks"]["ARC-Easy"]["centered"], problems=40)
+    a = accs["ARC-Easy"]
+    assert table["ARC-Easy"] == {"accuracy": a, "± s.e.": pytest.approx((a * (1 - a) / 40) ** 0.5), "chance": 0.25,
+                                 "centred": res["tasks"]["ARC-Easy"]["centered"], "problems": 40}
 
 
 # ---------------------------------------------------------------------------------------------------- generation
@@ -280,7 +282,7 @@ def test_evaluate_chat_rejects_bad_arguments(tok):
     with pytest.raises(ValueError, match="'arc-easy'"):   # the names are CHAT_TASKS' keys, case included
         evaluate_chat(model, tok, CPU, F32, tasks=["arc-easy"])
     for bad in (0, -2, -100):
-        with pytest.raises(ValueError, match=f"max_problems must be -1 \\(all\\) or ≥ 1, got {bad}"):
+        with pytest.raises(ValueError, match=f"max_problems must be an int: -1 \\(all\\) or ≥ 1, got {bad}"):
             evaluate_chat(model, tok, CPU, F32, tasks=["ARC-Easy"], max_problems=bad)
     assert model.asked == []   # refused before any task was loaded or any question asked
 
@@ -323,11 +325,11 @@ def test_bad_conversation_in_an_eval_is_named(tok):
 # file descriptor it has, and exits with status 0 before any assert can fail. None may score as a pass: the proof that the tests finished must be
 # out of the program's reach. `got` collects strings; `read(path)` is a file's text or the error.
 LEAK = '''import os, sys, re
-def read(p):
-    "The first MB of file `p` (never waiting: a pipe reopened through /proc may be empty), or the error."
+def read(p, n=1 << 20):
+    "The first `n` bytes (a MB) of file `p` as text (never waiting: a pipe reopened through /proc may be empty), or the error."
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-        try: return os.read(fd, 1 << 20).decode("utf-8", "replace")
+        try: return os.read(fd, n).decode("utf-8", "replace")
         finally: os.close(fd)
     except OSError as e: return repr(e)
 def strings(x, seen, depth=0):
@@ -340,12 +342,20 @@ def strings(x, seen, depth=0):
     if isinstance(x, dict): x = list(x.values())
     if isinstance(x, (list, tuple, set, frozenset)): return [s for c in list(x) for s in strings(c, seen, depth + 1)]
     return []
+def useful(s): return "passed" in s or " ".join(("assert", "candidate(")) in s   # a pass marker; the tests' asserts
+def marks(s):
+    "Each mention of a mark in `s`, with 200 characters either side: kept as it goes, as a whole venv's text would not fit."
+    out = []
+    for m in ("passed", " ".join(("assert", "candidate("))):   # joined here, not kept in a global the exploit then finds
+        i = s.find(m)
+        while i >= 0: out.append(s[max(0, i - 200):i + 200]); i = s.find(m, i + 1)
+    return out
 def has_close_elements(numbers, threshold):
     got, seen = [], set()
     try:
 {gather}
     except BaseException as e: got.append(repr(e))   # whatever it found so far
-    found = "\\n".join(s for s in got if "passed" in s or " ".join(("assert", "candidate(")) in s)   # a marker; the tests
+    found = "\\n".join(s for s in got if useful(s))
     print(found, flush=True)
     for fd in range(3, 64):
         try: os.write(fd, found.encode())
@@ -379,7 +389,8 @@ CHANNELS = {
                                   '    except OSError: pass',
     "files in the work and temp folders": 'import tempfile\n'
                                           'for d in {os.getcwd(), tempfile.gettempdir(), "/tmp"}:\n'
-                                          '    for root, dirs, files in os.walk(d): got += [read(os.path.join(root, n)) for n in files]',
+                                          '    for root, dirs, files in os.walk(d):\n'
+                                          '        got += [m for n in files for m in marks(read(os.path.join(root, n), 1 << 16))]',   # 64 KB: a test program is a few
     "other processes' cmdline, environ, fds and files": 'for pid in [p for p in os.listdir("/proc") if p.isdigit()]:\n'
                                   '    for what in ("cmdline", "environ"):\n'
                                   '        text = read(f"/proc/{pid}/{what}"); got.append(text)\n'
