@@ -1,5 +1,5 @@
 "The sandbox: known programs classified right, every limit holding, nothing left behind, as root and (nested) as non-root."
-import os, sys, glob, time, uuid, socket, subprocess, warnings
+import os, sys, glob, json, time, uuid, shutil, socket, subprocess, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import pytest
@@ -188,16 +188,57 @@ def test_bad_limits_raise_value_error(kw):
 def test_code_must_be_str():
     with pytest.raises(TypeError, match="code must be a str"): execute_code(b"print(1)")
 
+# What the sandbox shows of the temp folder, run by an interpreter (ours, or a venv's made in the temp folder): every
+# folder's listing, not going into the work folder nor the interpreter's own (bound back: the program needs Python).
+TEMP_LISTING = '''import json, os, sys, tempfile
+from nanochat.execution import execute_code
+t = os.path.realpath(tempfile.gettempdir())
+keep = sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))})
+with tempfile.NamedTemporaryFile("w", prefix="nanochat-test-visible-", suffix=".txt") as f:
+    os.chmod(f.name, 0o644); f.write("secret"); f.flush()
+    r = execute_code(f"""import json, os
+seen = {{}}
+for root, dirs, files in os.walk({t!r}):
+    if root == os.getcwd() or root in {keep!r}: dirs[:] = []; continue
+    seen[root] = sorted(dirs + files)
+print(json.dumps(dict(workdir=os.getcwd(), seen=seen)))
+print(open({f.name!r}).read())""")
+print(json.dumps(dict(r.__dict__, t=t, keep=keep)))
+'''
+
+def temp_listing(python=sys.executable):
+    "Run TEMP_LISTING with `python`; returns (the ExecutionResult's fields, what the sandbox saw, what it should see)."
+    p = subprocess.run([python, "-c", TEMP_LISTING], capture_output=True, text=True, timeout=60,
+                       env=os.environ | dict(PYTHONPATH=str(REPO)))
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    got, t = json.loads(r["stdout"].split("\n")[0]), Path(r["t"])
+    want = {r["t"]: {os.path.basename(got["workdir"])}}   # the work folder; and each folder on the way to a kept one
+    for k in map(Path, r["keep"]):
+        if t in k.parents:
+            path = [*reversed(k.parents), k]
+            for a, b in zip(path, path[1:]):
+                if a == t or t in a.parents: want.setdefault(str(a), set()).add(b.name)
+    return r, got["seen"], {a: sorted(b) for a, b in want.items()}
+
 def test_the_temp_folder_shows_only_the_work_folder():
     # other sandboxes' work folders (the same uid as root: nobody) and our temp files must be out of reach
+    r, seen, want = temp_listing()
+    assert seen == want, (seen, want)
+    assert r["status"] == "fail" and "No such file" in r["reason"], r
+
+def test_a_venv_in_the_temp_folder_shows_only_the_path_to_it():
+    "A clone (and its .venv) under /tmp: the sandbox binds the interpreter back, and shows nothing but the path to it."
     import tempfile
-    with tempfile.NamedTemporaryFile("w", prefix="nanochat-test-visible-", suffix=".txt") as f:
-        os.chmod(f.name, 0o644); f.write("secret"); f.flush()
-        r = execute_code(WHERE + f"import tempfile; print(sorted(os.listdir({tempfile_dir()!r})))\n"
-                                 f"print(open({f.name!r}).read())")
-        workdir, listing = r.stdout.split("\n")[:2]
-        assert listing == repr([os.path.basename(workdir)]), listing
-        assert r.status == "fail" and "No such file" in r.reason, r
+    top = Path(tempfile.mkdtemp(prefix="nanochat-test-clone-"))
+    venv = top/"p"/".venv"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+        r, seen, want = temp_listing(str(venv/"bin"/"python"))
+        assert str(venv) in r["keep"] and want[str(top)] == ["p"], (r["keep"], want)   # the case this test is for
+        assert seen == want, (seen, want)
+        assert r["status"] == "fail" and "No such file" in r["reason"], r
+    finally: shutil.rmtree(top)
 
 
 # ---------------------------------------------------------------------------------------------------- execute_tests
