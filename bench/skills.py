@@ -22,6 +22,11 @@ CANDIDATES = {
                "smoltalk:3000 identity:1000 arithmetic:6000 spelling:6000 counting:5000"),
     "balanced": ("smoltalk:8000 identity:2000 arithmetic:8000 spelling:8000 counting:6000",
                  "smoltalk:5000 identity:1000 arithmetic:3000 spelling:3000 counting:3000"),
+    "skills2": ("smoltalk:6000 identity:4000 arithmetic:14000 spelling:14000 counting:12000",
+                "smoltalk:3000 identity:1500 arithmetic:5000 spelling:5000 counting:5000"),
+    # balanced with twice the identity rows in midtraining and SFT at 3x the learning rate (settings of its own: a third element)
+    "balanced-lr": ("smoltalk:8000 identity:4000 arithmetic:8000 spelling:8000 counting:6000",
+                    "smoltalk:5000 identity:1000 arithmetic:3000 spelling:3000 counting:3000", {"sft_lr_scale": 0.3}),
 }
 
 
@@ -30,7 +35,7 @@ def main():
     ap.add_argument("--preset", default="quickstart")
     ap.add_argument("--run-dir", default=None, help="a run folder with the tokenizer and a base checkpoint (default: train them here)")
     ap.add_argument("--pretrain-steps", type=int, default=500, help="without --run-dir: pretraining steps of the base model")
-    ap.add_argument("--candidates", nargs="*", default=list(CANDIDATES), help=f"of {', '.join(CANDIDATES)}")
+    ap.add_argument("--candidates", nargs="*", default=["nanochat", "skills", "balanced"], help=f"of {', '.join(CANDIDATES)}")
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--mid-steps", type=int, default=140, help="midtraining steps (the quickstart reaches ~140 in its 240 s)")
     ap.add_argument("--sft-steps", type=int, default=90, help="SFT steps (the quickstart reaches ~90 in its 150 s)")
@@ -80,12 +85,12 @@ def run(a):
     results.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for cand in a.candidates:
-        mid_mix, sft_mix = CANDIDATES[cand]
+        mid_mix, sft_mix, *own = CANDIDATES[cand]
         for seed in a.seeds:
             run = root/"runs"/f"{cand}_seed{seed}"
             shutil.rmtree(run, ignore_errors=True); run.mkdir(parents=True)
             for d in ("tokenizer", "base_checkpoints"): (run/d).symlink_to(base/d)
-            over = extra | dict(seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, mid_num_iterations=a.mid_steps, sft_num_iterations=a.sft_steps,
+            over = extra | (own[0] if own else {}) | dict(seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, mid_num_iterations=a.mid_steps, sft_num_iterations=a.sft_steps,
                                 mid_time_budget=604800, sft_time_budget=604800, eval_every=10**5, checkpoint_every=10**5)
             t = time.time()
             midtrain(chapter_setup("03_midtrain", a.preset, run, over), quiet=True)
@@ -99,7 +104,7 @@ def run(a):
             probe = skills_probe(model, tok, n=a.probe_items, words=words, dtype=dtype)
             bpb = evaluate_bpb(model, chat_val_batches(tok, P.device_batch_size, model.config.sequence_len, P.eval_tokens), tok.token_bytes, device, dtype)
             chat = evaluate_chat(model, tok, device, dtype, max_problems=a.chat_problems)
-            row = dict(candidate=cand, seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, mid_steps=a.mid_steps, sft_steps=a.sft_steps,
+            row = dict(candidate=cand, seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, settings=own[0] if own else {}, mid_steps=a.mid_steps, sft_steps=a.sft_steps,
                        train_s=round(train_s, 1), chat_bpb=round(bpb, 4), chatcore=round(chat["chatcore"], 4),
                        **{k: round(v["accuracy"], 3) for k, v in probe["skills"].items()},
                        calculator=round(probe["calculator"]["accuracy"], 3), ends_turn=round(probe["ends_turn"]["accuracy"], 3),
