@@ -7,7 +7,14 @@ Docs: https://nanochat-course.github.io/nanochat/chat_cli.html.md"""
 
 # %% ../nbs/chat_cli.ipynb #ca5cc364
 from __future__ import annotations
-import argparse, contextlib, os, random, sys
+import os, signal, sys
+
+def _quit_quietly(sig=None, frame=None):
+    "Ctrl-C while starting (seconds of imports, then the model): one line and exit 130, not a traceback from what was loading."
+    os.write(2, b"interrupted: quitting\n"); os._exit(130)   # nothing said or written yet: nothing to finish
+if __name__ == "__main__" and sys.argv[0].endswith("chat_cli.py"): signal.signal(signal.SIGINT, _quit_quietly)   # before torch loads
+
+import argparse, contextlib, random, threading
 from .chat import Chat, ContextError
 
 # %% auto #0
@@ -91,6 +98,13 @@ def repl(chat: Chat, read=input, out=None, note=None, seed: int | None = None) -
 def main(argv=None) -> int:
     "`python -m nanochat.chat_cli [-p PROMPT] [--preset P | --run-dir D] [--stage S] …`; returns the exit status."
     a = cli_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()   # only it may set signal handlers
+    old = signal.signal(signal.SIGINT, _quit_quietly) if main_thread else None   # while the model loads
+    try: return _chat(a, main_thread)
+    finally:
+        if main_thread and old is not None: signal.signal(signal.SIGINT, old)
+
+def _chat(a, main_thread) -> int:
     from nanochat.checkpoint import CheckpointError, load_chat_model
     from nanochat.common import autodetect_device
     try:
@@ -99,6 +113,7 @@ def main(argv=None) -> int:
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr); return 1
     chat = Chat(model, tokenizer, temperature=a.temperature, top_k=a.top_k, max_tokens=a.max_tokens)
+    if main_thread: signal.signal(signal.SIGINT, signal.default_int_handler)   # from here Ctrl-C stops a reply (`say`)
     try:
         if a.prompt is not None:
             return 0 if say(chat, [{"role": "user", "content": a.prompt}], seed=a.seed) is not None else 1
@@ -110,5 +125,10 @@ def main(argv=None) -> int:
     except BrokenPipeError:   # the reader went away: see above
         with contextlib.suppress(OSError, ValueError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except KeyboardInterrupt:   # in the instant before `say` or `repl` was there to take it
+        print("interrupted: quitting", file=sys.stderr); return 130
 
-if __name__ == "__main__" and sys.argv[0].endswith("chat_cli.py"): sys.exit(main())   # a notebook is __main__ too
+if __name__ == "__main__" and sys.argv[0].endswith("chat_cli.py"):   # a notebook is __main__ too
+    rc = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # done: a Ctrl-C while Python shuts down has nothing left to stop
+    sys.exit(rc)

@@ -7,7 +7,14 @@ Docs: https://nanochat-course.github.io/nanochat/chat_web.html.md"""
 
 # %% ../nbs/chat_web.ipynb #747bda7b
 from __future__ import annotations
-import argparse, asyncio, gc, ipaddress, json, logging, os, queue, random, re, signal, socket, sys, threading, time, uuid
+import os, signal, sys
+
+def _quit_quietly(sig=None, frame=None):
+    "Ctrl-C while starting (seconds of imports, then the model): one line and exit 130, not a traceback from what was loading."
+    os.write(2, b"interrupted: quitting\n"); os._exit(130)   # nothing is written, nothing served yet: nothing to finish
+if __name__ == "__main__" and sys.argv[0].endswith("chat_web.py"): signal.signal(signal.SIGINT, _quit_quietly)   # before torch loads
+
+import argparse, asyncio, errno, gc, ipaddress, json, logging, queue, random, re, socket, threading, time, uuid
 import uvicorn
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,7 +157,7 @@ class Workers:
         if not chats: raise ValueError("need at least one worker (one chat object per worker), got none")
         if limit < 0: raise ValueError(f"the queue limit must be ≥ 0, got {limit}")
         self.chats, self.limit, self.jobs, self.lock = list(chats), limit, queue.Queue(), threading.Lock()
-        self.waiting, self.running, self.threads, self.closing = 0, set(), [], False
+        self.waiting, self.running, self.threads, self.closing = 0, set(), [], False   # waiting: in the queue, not yet taken
         self.stats = dict(requests=0, served=0, invalid=0, rejected=0, abandoned=0, errors=0, tokens_generated=0)
 
     def start(self):
@@ -158,10 +165,14 @@ class Workers:
         self.threads = [threading.Thread(target=self._work, args=(c,), name=f"chat-worker-{i}", daemon=True) for i, c in enumerate(self.chats)]
         for t in self.threads: t.start()
 
+    def _queued(self) -> int:
+        "Jobs that wait for a worker: those in the queue beyond the ones the free workers are about to take. (Under the lock.)"
+        return max(0, self.waiting - (len(self.chats) - len(self.running)))
+
     def submit(self, job: Reply) -> bool:
-        "Queue `job`; False (and nothing queued) when `limit` jobs are already waiting, or `end` was called."
+        "Queue `job`; False (and nothing queued) when every worker has a job and `limit` more wait, or `end` was called."
         with self.lock:
-            if self.closing or (self.waiting >= self.limit and len(self.running) >= len(self.chats)): return False
+            if self.closing or len(self.running) + self.waiting >= len(self.chats) + self.limit: return False
             self.waiting += 1; self.jobs.put(job)   # under the lock: `end` sees every job either queued or running
         return True
 
@@ -178,8 +189,9 @@ class Workers:
 
     def snapshot(self) -> dict:
         with self.lock:
-            busy = len(self.running)
-            return dict(workers=len(self.chats), busy=busy, free=len(self.chats) - busy, queued=self.waiting,
+            queued = self._queued()
+            busy = len(self.running) + self.waiting - queued   # a job handed to a free worker keeps it busy already
+            return dict(workers=len(self.chats), busy=busy, free=len(self.chats) - busy, queued=queued,
                         queue_limit=self.limit, **self.stats)
 
     def end(self):
@@ -258,8 +270,8 @@ async def _until_disconnect(request, job: Reply, workers: Workers):
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 def _host_name(name: str) -> str:
-    "`name` as a `Host` header spells it: lower case, an IPv6 address in brackets (without a zone)."
-    name = name.lower().strip("[]").split("%")[0]
+    "`name` as a `Host` header spells it: lower case, an IPv6 address in brackets (without a zone), no final dot."
+    name = name.lower().strip("[]").split("%")[0].removesuffix(".")
     return f"[{name}]" if ":" in name else name
 
 def _is_host(name: str) -> bool:
@@ -271,9 +283,9 @@ def _is_loopback(bind: str) -> bool:
     except ValueError: return False   # a name (other than localhost) or a mistake: treated as beyond loopback
 
 def _without_port(host: str) -> str:
-    "A `Host` header's name: `localhost:8000` → `localhost`, `[::1]:8000` → `[::1]`."
+    "A `Host` header's name: `localhost:8000` → `localhost`, `[::1]:8000` → `[::1]`, `localhost.` (absolute) → `localhost`."
     host = host.lower()
-    return host[:host.find("]") + 1] if host.startswith("[") else host.split(":")[0]
+    return host[:host.find("]") + 1] if host.startswith("[") else host.split(":")[0].removesuffix(".")
 
 def allowed_hosts(bind: str, extra=()) -> set[str]:
     """The `Host` values (without port) a server bound to address `bind` answers: the loopback names; bound beyond
@@ -495,12 +507,27 @@ class Server(uvicorn.Server):
         self.web_app.state.shut_down()   # the replies end first: the connections uvicorn then waits for are done
         await super().shutdown(sockets)
 
+_LISTEN_HINTS = {errno.EADDRINUSE: "another server? choose --port", errno.EACCES: "a port below 1024 needs root: choose --port",
+                 errno.EADDRNOTAVAIL: "not an address of this machine: --host 127.0.0.1 (this machine only) or 0.0.0.0 (every network)"}
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port), for uvicorn to serve on. Raises `OSError` with one line that
+    names the address, why, and what to do: the port is in use, the name does not resolve, the address is not ours."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does: a restart need not wait out TIME_WAIT
+    try: sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        why = e.strerror or str(e)
+        hint = ("--host takes an address or a name of this machine, e.g. 127.0.0.1 or 0.0.0.0" if isinstance(e, socket.gaierror)
+                else _LISTEN_HINTS.get(e.errno))
+        raise OSError(f"cannot listen on {host}:{port}: {why[:1].lower()}{why[1:]}" + (f" ({hint})" if hint else "")) from None
+    return sock
+
 @contextmanager
 def serving(app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
     "Serve `app` with uvicorn in a daemon thread (port 0: a free one); yields the base URL; shuts down on exit."
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = _listen(host, port)
     server = Server(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=1)
     th = threading.Thread(target=server.run, kwargs=dict(sockets=[sock]), daemon=True, name="uvicorn")
     th.start()
@@ -541,26 +568,37 @@ def main(argv=None) -> int:
         if not lo <= getattr(a, key) <= hi: p.error(f"--{key.replace('_', '-')} must be from {lo} to {hi}, got {getattr(a, key)}")
     try: hosts = allowed_hosts(a.host, a.allow_host)
     except ValueError as e: p.error(str(e))
+    main_thread = threading.current_thread() is threading.main_thread()   # only it may set signal handlers
+    old = signal.signal(signal.SIGINT, _quit_quietly) if main_thread else None   # until uvicorn takes Ctrl-C over
+    try: return _serve(a, hosts)
+    finally:
+        if main_thread and old is not None: signal.signal(signal.SIGINT, old)
+
+def _serve(a, hosts) -> int:
+    # the port first: a busy one is said before the seconds of loading a model, and never after "serving … Ctrl-C stops"
+    try: sock = _listen(a.host, a.port)
+    except OSError as e: print(f"error: {e}", file=sys.stderr); return 1
     from nanochat.checkpoint import CheckpointError, load_chat_model
     from nanochat.common import autodetect_device
     try:
         device = autodetect_device(a.device)
         model, tokenizer, meta = load_chat_model(a.preset, a.run_dir, a.stage, a.step, device=str(device))
     except (CheckpointError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr); return 1
-    except KeyboardInterrupt: return 130   # Ctrl-C while the model loads: no traceback
+        sock.close(); print(f"error: {e}", file=sys.stderr); return 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     name = f"nanochat-{Path(meta['run_dir']).name}-{a.stage}"
     app = chat_app(model, tokenizer, a.workers, name, a.temperature, a.top_k, a.max_tokens, queue=a.queue, hosts=hosts)
-    print(f"nanochat · {name} (step {meta.get('step', '?')}) on {device} · http://{a.host}:{a.port} · Ctrl-C stops", file=sys.stderr, flush=True)
+    url = f"http://{_host_name(a.host) if ':' in a.host else a.host}:{sock.getsockname()[1]}"   # --port 0: the port it got
+    print(f"nanochat · {name} (step {meta.get('step', '?')}) on {device} · {url} · Ctrl-C stops", file=sys.stderr, flush=True)
     if not _is_loopback(a.host):
         print(f"warning: serving on {a.host}, beyond this machine: whoever reaches it can use the model (there is no "
               f"password). Requests must name the server as one of: {', '.join(sorted(hosts))} (more with --allow-host NAME)",
               file=sys.stderr, flush=True)
     gc.freeze()   # the model lives until exit: the collector need not walk it, neither in pauses nor at exit (seconds, with torch)
-    try: Server(app, host=a.host, port=a.port, log_level="warning", access_log=False, timeout_graceful_shutdown=1).run()
-    except KeyboardInterrupt: pass   # a second Ctrl-C in the shutdown's last moment, once uvicorn gave back the handler
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # from here to the exit nothing is left to stop
+    Server(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1).run(sockets=[sock])
     return 0
 
-if __name__ == "__main__" and sys.argv[0].endswith("chat_web.py"): sys.exit(main())   # a notebook is __main__ too
+if __name__ == "__main__" and sys.argv[0].endswith("chat_web.py"):   # a notebook is __main__ too
+    rc = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # done: a Ctrl-C while Python shuts down has nothing left to stop
+    sys.exit(rc)

@@ -1,8 +1,8 @@
 """`python -m nanochat.chat_cli` against a real model trained at smoke size (the `chat_run` fixture): one answer with -p,
 an interactive session in a pseudo-terminal (history, clear, trimming, a message too long, quit, Ctrl-D), Ctrl-C during
 a reply, a reader that goes away (`| head`), a missing model, a mistyped preset and bad flags."""
-import io, os, subprocess, sys
-import pexpect
+import io, os, signal, subprocess, sys, time
+import pexpect, pytest
 from nanochat.chat import Chat
 from nanochat.chat_cli import repl
 
@@ -71,6 +71,17 @@ def test_ctrl_c_stops_the_reply_not_the_loop(chat_run):
     assert note.getvalue().count("[stopped]") == 1, note.getvalue()
     assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
     assert msgs[2]["content"] == "and now?" and CtrlC.calls == 2
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.0])   # 3 s: answering, or done and exiting
+def test_ctrl_c_while_starting_or_answering_is_one_line(chat_run, delay):
+    "Ctrl-C at any moment of `-p` (importing torch, loading the model, answering): no traceback; 130, or 0 if it had finished."
+    p = subprocess.Popen([sys.executable, "-m", "nanochat.chat_cli", "--run-dir", str(chat_run), "-p", "hi"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay); p.send_signal(signal.SIGINT)
+    try: err = p.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired: p.kill(); pytest.fail(f"still running 30 s after a SIGINT at {delay} s: {p.communicate()[1]}")
+    assert "Traceback" not in err and p.returncode in (130, 0), (p.returncode, err)
+    if p.returncode == 130: assert err.splitlines()[-1] == "interrupted: quitting", err
 
 def test_missing_model_names_the_chapter(tmp_path):
     r = cli("--run-dir", str(tmp_path), "-p", "hi")

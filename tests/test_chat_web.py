@@ -147,6 +147,21 @@ def test_queue_full_answers_429():
         s = stats(base)
         assert (s["rejected"], s["abandoned"], s["served"]) == (1, 1, 1)
 
+def test_a_burst_never_queues_past_the_limit():
+    "20 requests at once, before any worker has taken its first job (the workers not started yet): 2 run, 8 wait, 10 are refused."
+    import asyncio
+    from nanochat.chat_web import Reply, Workers
+    loop = asyncio.new_event_loop()
+    w = Workers([Scripted(["x "]) for _ in range(2)], limit=8)
+    jobs = [Reply(loop, HI, 0, 0, 1, 0) for _ in range(20)]
+    assert [w.submit(j) for j in jobs] == [True] * 10 + [False] * 10
+    s = w.snapshot()
+    assert (s["busy"], s["free"], s["queued"], s["queue_limit"]) == (2, 0, 8, 8), s
+    w.start()
+    wait_for(lambda: w.snapshot()["queued"] == 0 and w.snapshot()["busy"] == 0, "the ten accepted jobs to run")
+    assert w.snapshot()["tokens_generated"] == 10
+    w.close(); loop.close()
+
 def test_health_during_reply_and_disconnect_frees_worker():
     with serving(slow_app(workers=1, queue=1)) as base, httpx.Client(base_url=base, timeout=30) as c:
         with c.stream("POST", "/v1/chat/completions", json=dict(messages=HI, stream=True, max_tokens=4000)) as s:
@@ -206,10 +221,11 @@ def test_host_header_must_name_this_server():
     "A page on evil.example that rebinds its name to 127.0.0.1 still sends `Host: evil.example`: refused, 403."
     with serving(slow_app()) as base:
         port = base.rsplit(":", 1)[1]
-        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", "[::1]:8000"):
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", "[::1]:8000",
+                     "localhost.", f"localhost.:{port}"):   # a trailing dot: the same name, written absolute
             r = httpx.get(f"{base}/health", headers={"Host": host})
             assert r.status_code == 200, (host, r.text)
-        for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "localhost.evil.example", "[::2]", ""):
+        for host in (f"evil.example:{port}", "127.0.0.1.nip.io", "localhost.evil.example", "[::2]", "", "localhost..", "evil.example."):
             r = httpx.get(f"{base}/", headers={"Host": host})
             assert r.status_code == 403, (host, r.text)
             err = r.json()["error"]
@@ -222,6 +238,7 @@ def test_allowed_hosts():
     from nanochat.chat_web import allowed_hosts
     assert allowed_hosts("127.0.0.1") == {"127.0.0.1", "localhost", "[::1]"}
     assert allowed_hosts("localhost", ["Chat.Example"]) == {"127.0.0.1", "localhost", "[::1]", "chat.example"}
+    assert allowed_hosts("localhost", ["chat.example."]) == {"127.0.0.1", "localhost", "[::1]", "chat.example"}   # absolute
     lan = allowed_hosts("0.0.0.0", ["chat.example"])
     assert {"127.0.0.1", "localhost", "[::1]", "chat.example", socket.gethostname().lower()} <= lan, lan
     assert "[fe80::1]" in allowed_hosts("fe80::1") and "192.0.2.7" in allowed_hosts("192.0.2.7")   # the address it is bound to
@@ -346,6 +363,34 @@ def test_second_signal_quits_at_once(chat_run, tmp_path):
         half.close()
     err = stderr()
     assert rc == 128 + signal.SIGINT and "quitting at once" in err and "Traceback" not in err, (rc, err)
+
+def free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_ctrl_c_while_starting_is_one_line(chat_run, delay):
+    "Ctrl-C at any moment of start-up (importing torch, loading the model, starting to serve): no traceback, exit 130."
+    p = subprocess.Popen([sys.executable, "-m", "nanochat.chat_web", "--run-dir", str(chat_run), "--device", "cpu",
+                          "--port", str(free_port())], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay); p.send_signal(signal.SIGINT)
+    try: err = p.communicate(timeout=30)[1]
+    except subprocess.TimeoutExpired: p.kill(); pytest.fail(f"still running 30 s after a SIGINT at {delay} s: {p.communicate()[1]}")
+    assert "Traceback" not in err and p.returncode in (130, 0), (p.returncode, err)   # 0: it was serving, and shut down
+    if p.returncode == 130: assert err.splitlines()[-1] == "interrupted: quitting", err
+
+@pytest.mark.parametrize("how", ["busy port", "unknown host"])
+def test_cannot_listen_is_one_line_before_any_banner(chat_run, how):
+    "A port in use or a --host that does not resolve: one line naming the address and what to do, never the banner first."
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0)); busy.listen(); port = busy.getsockname()[1]
+        host = "127.0.0.1" if how == "busy port" else "nope.invalid"
+        p = subprocess.run([sys.executable, "-m", "nanochat.chat_web", "--run-dir", str(chat_run), "--device", "cpu",
+                            "--host", host, "--port", str(port)], capture_output=True, text=True, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode in (1, 2) and len(lines) == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+    if how == "busy port":
+        assert lines[0] == f"error: cannot listen on 127.0.0.1:{port}: address already in use (another server? choose --port)"
+    else: assert lines[0].startswith(f"error: cannot listen on nope.invalid:{port}: ") and "--host" in lines[0], lines
 
 def test_serving_beyond_loopback_warns_and_opens_the_door_to_named_hosts(chat_run, tmp_path):
     with server_process(chat_run, tmp_path, "--host", "0.0.0.0", "--allow-host", "chat.example.test") as (p, base, stderr):
