@@ -14,6 +14,7 @@ from .common import dist_info, eval_mode, get_logger, is_headless, progress
 from .model import amp_context
 from .engine import Engine
 from .tasks import get_task
+from .probe import stderr   # one home for √(p(1 − p)/n)
 
 # %% auto #0
 __all__ = ['CHAT_TASKS', 'MAX_NEW_TOKENS', 'CHAT_PROMPTS', 'centered', 'score_categorical', 'generate_answers', 'chat_replies',
@@ -122,6 +123,6 @@ def evaluate_chat(model, tokenizer, device, dtype, tasks=None, max_problems: int
 def chat_table(result: dict) -> dict:
     """`{task: {'accuracy': …, '± s.e.': …, 'chance': …, 'centred': …, 'problems': …}}` for the report, with ChatCORE as
     the last row; the standard error √(a(1 − a)/n) says how far an accuracy on `n` problems moves by chance."""
-    rows = {k: {"accuracy": v["accuracy"], "± s.e.": (v["accuracy"] * (1 - v["accuracy"]) / v["n"]) ** 0.5, "chance": v["chance"],
+    rows = {k: {"accuracy": v["accuracy"], "± s.e.": stderr(v["accuracy"], v["n"]), "chance": v["chance"],
                 "centred": v["centered"], "problems": v["n"]} for k, v in result["tasks"].items()}
     return rows | {"ChatCORE": dict(centred=result["chatcore"])}
