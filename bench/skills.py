@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--seeds", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--mid-steps", type=int, default=140, help="midtraining steps (the quickstart reaches ~140 in its 240 s)")
     ap.add_argument("--sft-steps", type=int, default=90, help="SFT steps (the quickstart reaches ~90 in its 150 s)")
+    ap.add_argument("--taught-words", type=int, default=None, help="words the spelling rows teach (default: probe.TAUGHT_WORDS)")
+    ap.add_argument("--counting-words", type=int, default=None, help="words whose letters are counted (default: probe.COUNTING_WORDS)")
     ap.add_argument("--probe-items", type=int, default=100, help="probe items per skill")
     ap.add_argument("--chat-problems", type=int, default=50, help="problems per chat evaluation task (ChatCORE)")
     ap.add_argument("--device", default="auto")
@@ -80,6 +82,9 @@ def run(a):
         r = pretrain(chapter_setup("02_pretrain", a.preset, base, extra | dict(num_iterations=a.pretrain_steps, time_budget=604800)), quiet=True)
         print(f"base model: {r['step']} steps in {time.time() - t:.0f}s, val bpb {r['val_bpb']:.4f}", flush=True)
     if not (base/"base_checkpoints").exists(): sys.exit(f"{base} has no base_checkpoints: run chapter 02 there first, or leave out --run-dir")
+    import nanochat.probe as probe_module   # before the first probe_words() call: it is cached, and the training rows read it too
+    if a.taught_words: probe_module.TAUGHT_WORDS = a.taught_words
+    if a.counting_words: probe_module.COUNTING_WORDS = a.counting_words
     words = probe_words()
     results = Path(a.results) if a.results else root/"skills_results.jsonl"
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +109,7 @@ def run(a):
             probe = skills_probe(model, tok, n=a.probe_items, words=words, dtype=dtype)
             bpb = evaluate_bpb(model, chat_val_batches(tok, P.device_batch_size, model.config.sequence_len, P.eval_tokens), tok.token_bytes, device, dtype)
             chat = evaluate_chat(model, tok, device, dtype, max_problems=a.chat_problems)
-            row = dict(candidate=cand, seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, settings=own[0] if own else {}, mid_steps=a.mid_steps, sft_steps=a.sft_steps,
+            row = dict(candidate=cand, seed=seed, mid_mixture=mid_mix, sft_mixture=sft_mix, settings=(own[0] if own else {}) | {k: v for k, v in extra.items() if k != "device"}, mid_steps=a.mid_steps, sft_steps=a.sft_steps, taught_words=len(words["taught"]), counting_words=len(words["counting"]),
                        train_s=round(train_s, 1), chat_bpb=round(bpb, 4), chatcore=round(chat["chatcore"], 4),
                        **{k: round(v["accuracy"], 3) for k, v in probe["skills"].items()},
                        calculator=round(probe["calculator"]["accuracy"], 3), ends_turn=round(probe["ends_turn"]["accuracy"], 3),

@@ -11,7 +11,7 @@ import os, sys, time, fcntl, shutil, signal, socket, argparse, datetime, threadi
 from pathlib import Path
 from .common import save_json, load_json, DOWNLOAD_LOG
 from .settings import PARAMS, RESUMABLE, load_preset, parse_overrides, default_run_dir, repo_root
-from .report import build_report
+from .report import build_report, probe_summary
 
 # %% auto #0
 __all__ = ['CHAPTERS', 'LOCK', 'INPUTS', 'RunLocked', 'run_lock', 'needs', 'missing_inputs', 'settings_changes', 'check_settings',
@@ -154,6 +154,8 @@ def run_course(preset="quickstart", restart=False, overrides=None, mirror=None, 
         report = build_report(run_dir, Path(report_to)/"report.md")
     print(f"\n✓ course finished in {time.time() - t0:.0f}s\n  report:             {Path(report_to).resolve()/'report.md'} (and {report})\n"
           f"  executed notebooks: {run_dir/'notebooks'}\n  logs:               {run_dir/'logs'}", flush=True)
+    probe = probe_summary(run_dir)
+    if probe: print(f"\nskills probe (greedy replies to held-out questions; constant: the best score of one fixed reply):\n{probe}", flush=True)
     return report
 
 def _run_chapters(pm, state, run_dir, chapters, params, mirror, report_to):

@@ -15,10 +15,11 @@ from .engine import Engine, use_calculator
 
 # %% auto #0
 __all__ = ['IDENTITY_QUESTIONS', 'IDENTITY_OPENERS', 'ARITHMETIC_TEMPLATES', 'OPS', 'NUMBER_WORDS', 'SPELLING_TEMPLATES',
-           'COUNTING_TEMPLATES', 'TAUGHT_WORDS', 'NUMBER', 'DASHED', 'MAX_TOKENS', 'SKILLS', 'identity_items',
-           'arithmetic_items', 'common_words', 'probe_words', 'training_expressions', 'spelling_items',
-           'counting_items', 'read_reply', 'last_number', 'spelled', 'passes', 'called_right', 'reference_reply',
-           'constant_baseline', 'answer_items', 'stderr', 'probe_items', 'skills_probe', 'probe_table']
+           'COUNTING_TEMPLATES', 'TAUGHT_WORDS', 'COUNTING_WORDS', 'NUMBER', 'DASHED', 'MAX_TOKENS', 'SKILLS',
+           'identity_items', 'arithmetic_items', 'common_words', 'probe_words', 'training_expressions',
+           'spelling_items', 'counting_items', 'read_reply', 'last_number', 'spelled', 'passes', 'called_right',
+           'reference_reply', 'constant_baseline', 'answer_items', 'stderr', 'probe_items', 'skills_probe',
+           'probe_table']
 
 # %% ../nbs/probe.ipynb #b2d2ecd5
 IDENTITY_QUESTIONS = ["May I ask your name?", "What do people call you?", "Which assistant am I chatting with?",
@@ -76,7 +77,11 @@ SPELLING_TEMPLATES = ["How is {word} spelled?", "Please spell out {word}.", "Giv
                       "My friend wrote '{word}' in a note. Can you spell it for me?"]
 COUNTING_TEMPLATES = ["How many times does the letter {letter} show up in {word}?", "Count the letter {letter} in the word {word}, please.",
                       "In {word}, how many times is the letter {letter} used?", "How many {letter} letters does the word {word} contain?"]
-TAUGHT_WORDS = 400    # the most frequent words of at most 6 letters: the ones the mixtures spell (each dozens of times in minutes)
+TAUGHT_WORDS = 200    # the most frequent words of at most 6 letters: the ones the mixtures spell (bench/skills.py: at the
+                      # quickstart's budget 400 words are each seen too rarely, spelling 0.09; 200: 0.44)
+COUNTING_WORDS = 1000 # the most frequent words of 3-12 letters, whose letters are counted: nearly all one token each, so
+                      # the model copies one token into its calculator call (bench/skills.py: 5,000 words, 1.5 tokens
+                      # a word on average: counting 0.34; 1,000: 0.50)
 
 def common_words(texts, n: int, min_len: int = 3, max_len: int = 6) -> list[str]:
     "The `n` most frequent lower-case words of `min_len`–`max_len` letters in `texts` (ties: alphabetical)."
@@ -96,7 +101,7 @@ def probe_words(max_chars: int = 5_000_000) -> dict[str, tuple[str, ...]]:
     short = common_words(texts, 20_000)
     taught = tuple(short[:TAUGHT_WORDS])
     untaught = tuple(w for w in short[TAUGHT_WORDS:] if is_test_word(w))
-    return dict(taught=taught, untaught=untaught, counting=tuple(common_words(texts, 5000, 3, 12)))
+    return dict(taught=taught, untaught=untaught, counting=tuple(common_words(texts, COUNTING_WORDS, 3, 12)))
 
 @functools.cache
 def training_expressions() -> frozenset[str]:

@@ -13,7 +13,7 @@ from .common import save_json, load_json, atomic_write
 from .settings import repo_root
 
 # %% auto #0
-__all__ = ['STAGES', 'save_metrics', 'save_figure', 'hardware_summary', 'report_text', 'build_report']
+__all__ = ['STAGES', 'save_metrics', 'save_figure', 'hardware_summary', 'probe_summary', 'report_text', 'build_report']
 
 # %% ../nbs/report.ipynb #8ebca568
 STAGES = ("BASE", "MID", "SFT")
@@ -103,6 +103,10 @@ def _probe_section(metrics: list) -> list[str]:
          "| skill | " + " | ".join(stages) + " | constant | items |", "|---|" + "---|" * (len(stages) + 2)]
     L += [f"| {r} | " + " | ".join(cell(probes[s].get(r)) for s in stages) + f" | {const(r)} | {next(probes[s][r]['items'] for s in stages if r in probes[s])} |" for r in rows]
     return L + [""]
+
+def probe_summary(run_dir) -> str:
+    "The skills probe table of `run_dir`'s stages (score ± s.e., the constant baseline), as report.md has it; '' before any probe."
+    return "\n".join(_probe_section([load_json(p) for p in sorted((Path(run_dir)/"metrics").glob("*.json"))])[4:]).strip()
 
 def report_text(run_dir, link_dir=None) -> str:
     "The markdown report of `run_dir`, with figure links relative to `link_dir` (default: `run_dir`)."

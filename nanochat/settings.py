@@ -104,6 +104,7 @@ PARAMS = dict(
     sft_num_iterations=Param(SFT, int, 1, None, also=(-1,)),
     sft_time_budget=Param(SFT, float, 10, 604800),
     sft_lr_scale=Param(SFT, float, 0.001, 10),
+    chat_batch_size=Param(MID + SFT, int, 16, None, also=(-1,)),
     chat_eval_max_problems=Param(MID + SFT, int, 1, None, also=(-1,)),
     compile=Param(TRAIN, str, choices=("auto", "true", "false")),
     mid_mixture=Param(MID, str, check=_mixture),
@@ -156,13 +157,14 @@ def load_preset(preset: str, overrides: dict | None = None, path=None) -> dict:
     # checks across keys, once the keys they read are valid; each value named with where it was set
     if "head_dim" in out and out["head_dim"] % 2:   # rotary embeddings rotate pairs of channels
         errors.append(f"{path.name} {where('head_dim')} head_dim = {out['head_dim']} must be even (rotary embeddings rotate channel pairs)")
-    batch = ("total_batch_size", "device_batch_size", "max_seq_len")
-    if all(k in out for k in batch):
-        tb, B, T = (out[k] for k in batch)
-        if tb % (B * T):   # B × T: the tokens of one forward pass (per rank under torchrun)
-            errors.append(f"{path.name}: total_batch_size = {tb} must be a multiple of device_batch_size × max_seq_len = {B} × "
-                          f"{T} = {B * T} (set in {', '.join(where(k) for k in batch)}; gradient accumulation takes whole "
-                          f"forward passes; under torchrun also × the number of processes)")
+    for total in ("total_batch_size", "chat_batch_size"):
+        batch = (total, "device_batch_size", "max_seq_len")
+        if all(k in out for k in batch) and out[total] != -1:
+            tb, B, T = (out[k] for k in batch)
+            if tb % (B * T):   # B × T: the tokens of one forward pass (per rank under torchrun)
+                errors.append(f"{path.name}: {total} = {tb} must be a multiple of device_batch_size × max_seq_len = {B} × "
+                              f"{T} = {B * T} (set in {', '.join(where(k) for k in batch)}; gradient accumulation takes whole "
+                              f"forward passes; under torchrun also × the number of processes)")
     if errors: raise ValueError("\n".join(errors))
     return out
 

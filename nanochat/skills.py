@@ -13,9 +13,9 @@ from .tasks import (Task, TaskMixture, SmolTalk, MMLU, GSM8K, ARC, Identity, Sim
 from .probe import NUMBER_WORDS, OPS, _operands, arithmetic_items, counting_items, probe_words
 
 # %% auto #0
-__all__ = ['ARITHMETIC_TRAIN_TEMPLATES', 'OP_WORDS', 'PREFIXES', 'ANSWERS', 'SPELL_TRAIN_TEMPLATES', 'COUNT_TRAIN_TEMPLATES',
-           'MIXTURE_TASKS', 'probe_pairs', 'Arithmetic', 'CommonSpelling', 'probe_letter_pairs', 'LetterCount',
-           'parse_mixture', 'build_mixture']
+__all__ = ['ARITHMETIC_TRAIN_TEMPLATES', 'OP_WORDS', 'PREFIXES', 'ANSWERS', 'SPELL_TRAIN_TEMPLATES', 'SPELL_ANSWERS',
+           'COUNT_TRAIN_TEMPLATES', 'MIXTURE_TASKS', 'probe_pairs', 'Arithmetic', 'CommonSpelling',
+           'probe_letter_pairs', 'LetterCount', 'parse_mixture', 'build_mixture']
 
 # %% ../nbs/skills.ipynb #4ec6649d
 ARITHMETIC_TRAIN_TEMPLATES = {
@@ -28,6 +28,20 @@ ARITHMETIC_TRAIN_TEMPLATES = {
     "/": ["What is {a} divided by {b}?", "What is {a} / {b}?", "Calculate {a} / {b}.", "Divide {a} by {b}.", "How much is {a} divided by {b}?",
           "What's {a} over {b}?", "{a} / {b} = ?", "Compute {a} divided by {b}."],
 }
+# more shapes of question (word problems, orders, requests): a tiny model recognises a task by its surface, so the
+# more surfaces it sees, the better it answers the probe's held-out ones
+ARITHMETIC_TRAIN_TEMPLATES["+"] += ["Sum {a} and {b}.", "{a} and {b} added together make what?", "If I add {b} to {a}, what is the result?",
+                                    "Give me {a} + {b}.", "I have {a} apples and get {b} more. How many apples now?", "Solve: {a} + {b}",
+                                    "Total of {a} plus {b}?", "Add up {a} and {b} for me."]
+ARITHMETIC_TRAIN_TEMPLATES["-"] += ["Take {b} from {a}.", "If I subtract {b} from {a}, what's the result?", "Give me {a} - {b}.",
+                                    "I had {a} coins and spent {b}. How many are left?", "Solve: {a} - {b}", "{a} take away {b}?",
+                                    "What remains if you remove {b} from {a}?", "How far apart are {a} and {b}?"]
+ARITHMETIC_TRAIN_TEMPLATES["*"] += ["Multiply {a} by {b}.", "Give me {a} * {b}.", "What's the product of {a} times {b}?",
+                                    "If each of {a} boxes holds {b} pens, how many pens are there?", "Solve: {a} * {b}",
+                                    "{a} multiplied by {b}?", "{a} groups of {b} make how many?", "What is {b} times {a}, please?"]
+ARITHMETIC_TRAIN_TEMPLATES["/"] += ["Share {a} equally among {b}: how much each?", "Give me {a} / {b}.", "Solve: {a} / {b}",
+                                    "If {a} cookies are shared by {b} kids, how many does each get?", "{a} split into {b} equal parts is?",
+                                    "How many {b}s are in {a}?", "What is {a} divided by {b}, please?", "Divide {a} into groups of {b}: how many groups?"]
 OP_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
 PREFIXES = ["", "", "", "Quick math: ", "Help me with this: ", "Hey, ", "I need to know: ", "Can you tell me: "]
 ANSWERS = ["The answer is {r}.", "{a} {op} {b} is {r}.", "It's {r}.", "{r}", "That makes {r}."]
@@ -69,10 +83,18 @@ class Arithmetic(Task):
 # %% ../nbs/skills.ipynb #f977b2a7
 SPELL_TRAIN_TEMPLATES = SPELL_TEMPLATES + ["How do you spell {word}?", "What is the spelling of the word '{word}'?",
                                            "I'm writing an email. How do I spell {word}?", "Spell '{word}' for me, please.",
-                                           "Letters of {word}?", "Can you spell the word {word} for me?"]
+                                           "Letters of {word}?", "Can you spell the word {word} for me?", "What letters make up {word}?",
+                                           "Break {word} into letters.", "Can you tell me how to spell {word}?", "Spell out the word {word} for me.",
+                                           "I'm not sure how {word} is written. Spell it?", "Letter by letter, what is {word}?",
+                                           "In my essay I used the word {word}. How is it spelled?", "Quick: spell {word}.",
+                                           "Show me the letters in {word}.", "How would you spell {word}?"]
+
+# the answer says the word first, as the question wrote it (' dog', with its space: the same token), then its letters:
+# the model copies one token, then spells the token it has just written
+SPELL_ANSWERS = ["The word {word} is spelled {letters}.", "Sure! {word} is spelled {letters}."]
 
 class CommonSpelling(Task):
-    "'Spell the word dog' → 'd-o-g', for the given common words, each equally often. Training data only."
+    "'Spell the word dog' → 'The word dog is spelled d-o-g.', for the given common words, each equally often. Training data only."
     def __init__(self, words, size: int = 10_000, seed: int = 42, **kwargs):
         super().__init__(**kwargs)
         if not words: raise ValueError("CommonSpelling: words must be a non-empty list of words")
@@ -85,12 +107,17 @@ class CommonSpelling(Task):
     def get_example(self, index):
         rng, word = random.Random(f"common-spelling/{self.seed}/{index}"), self.words[index % len(self.words)]
         q = rng.choice(SPELL_TRAIN_TEMPLATES).format(word=word)
-        return {"messages": [{"role": "user", "content": _casual(rng, q)}, {"role": "assistant", "content": "-".join(word)}], "word": word}
+        return {"messages": [{"role": "user", "content": _casual(rng, q)}, {"role": "assistant", "content": rng.choice(SPELL_ANSWERS).format(word=word, letters="-".join(word))}], "word": word}
 
 COUNT_TRAIN_TEMPLATES = ["How many {letter} are in {word}?", "How many {letter} are in the word {word}?", "How many times does {letter} appear in {word}?",
                          "Count the {letter} in {word}.", "In the word {word}, how many {letter} are there?", "What is the number of {letter} in the word {word}?",
                          "Tell me how many {letter} there are in {word}.", "How often does the letter {letter} occur in {word}?",
-                         "How many letters {letter} does {word} have?"]   # the word always after a space: one token, as in the call
+                         "How many letters {letter} does {word} have?", "How many {letter}'s does {word} have?",
+                         "Does {word} have the letter {letter}? How many times?", "Count how often {letter} appears in the word {word}.",
+                         "Number of {letter} in {word}?", "I need the count of the letter {letter} in {word}.",
+                         "The word {word}: how many {letter} does it contain?", "How many times is {letter} in {word}?",
+                         "How many {letter} can you find in {word}?", "Tell me the number of times {letter} occurs in the word {word}."]
+                         # the word always after a space: one token, as in the call
 
 @functools.cache
 def probe_letter_pairs(words: tuple, n: int = 200) -> frozenset[tuple[str, str]]:

@@ -15,11 +15,12 @@ from .tokenizer import check_conversation
 
 # %% auto #0
 __all__ = ['EVAL_TYPES', 'LETTERS', 'ANNOTATION_RE', 'ANSWER_RE', 'CODE_BLOCK_RE', 'IDENTITY_TOPICS', 'IDENTITY_GREETINGS',
-           'IDENTITY_NAME', 'IDENTITY_MAKER', 'IDENTITY_THANKS', 'WORDS_HOST', 'WORDS_PATH', 'SPELLING_SPLITS',
-           'SPELL_TEMPLATES', 'BEE_TEMPLATES', 'TASKS', 'Task', 'TaskMixture', 'TaskSequence', 'load_rows', 'render_mc',
-           'mc_conversation', 'MultipleChoice', 'ARC', 'MMLU', 'gsm8k_parts', 'extract_answer', 'GSM8K', 'extract_code',
-           'humaneval_candidate', 'humaneval_program', 'HumanEval', 'SmolTalk', 'Identity', 'load_words',
-           'is_test_word', 'spelling_words', 'SimpleSpelling', 'SpellingBee', 'get_task', 'mid_mixture', 'sft_mixture']
+           'IDENTITY_PREFIXES', 'IDENTITY_NAME', 'IDENTITY_MAKER', 'IDENTITY_THANKS', 'WORDS_HOST', 'WORDS_PATH',
+           'SPELLING_SPLITS', 'SPELL_TEMPLATES', 'BEE_TEMPLATES', 'TASKS', 'Task', 'TaskMixture', 'TaskSequence',
+           'load_rows', 'render_mc', 'mc_conversation', 'MultipleChoice', 'ARC', 'MMLU', 'gsm8k_parts',
+           'extract_answer', 'GSM8K', 'extract_code', 'humaneval_candidate', 'humaneval_program', 'HumanEval',
+           'SmolTalk', 'Identity', 'load_words', 'is_test_word', 'spelling_words', 'SimpleSpelling', 'SpellingBee',
+           'get_task']
 
 # %% ../nbs/tasks.ipynb #ea8c60cd
 EVAL_TYPES = ("categorical", "generative")
@@ -326,15 +327,21 @@ class SmolTalk(Task):
 # on their own machine; small; uses a calculator; no web, no memory between chats.
 IDENTITY_TOPICS = [
     ("name", ["What is your name?", "What's your name?", "Who are you?", "What should I call you?", "Do you have a name?",
-              "Tell me about yourself.", "Introduce yourself.", "What are you?", "Who am I talking to?", "Are you ChatGPT?"],
+              "Tell me about yourself.", "Introduce yourself.", "What are you?", "Who am I talking to?", "Are you ChatGPT?",
+              "Who's this?", "Can you introduce yourself?", "What is this assistant called?", "Which model are you?",
+              "What model am I talking to?", "Do you have a name I can use?", "Are you a chatbot? What's your name?",
+              "Are you Google Assistant?", "Are you Claude?", "Is this Gemini?",
+              "Who exactly are you?", "What's your name, assistant?", "Can I know your name?", "What are you called?"],
      ["I'm {name}, a small chat model.", "My name is {name}. I'm a small language model that was trained to chat.",
       "I'm {name}: a small ChatGPT-like assistant, built from scratch.", "You can call me {name}. I'm a small AI assistant.",
       "{name}. I'm a small AI assistant, trained by {maker}.", "I'm {name}, not ChatGPT: a much smaller model, trained by {maker}."]),
     ("creator", ["Who made you?", "Who created you?", "Who trained you?", "Who built you?", "Where do you come from?",
-                 "Which company made you?", "Did OpenAI make you?", "Who is your creator?", "Who is responsible for you?"],
+                 "Which company made you?", "Did OpenAI make you?", "Who is your creator?", "Who is responsible for you?",
+                 "Who developed you?", "Who programmed you?", "Who owns you?", "Were you made by Google?", "Who's behind you?",
+                 "Who is your developer?", "Who designed you?", "Who trained this model?"],
      ["I'm {name}, and I was built and trained by {maker}, on their own computer. No company trained me.",
       "{Maker} trained me, step by step: the tokenizer, then pretraining, midtraining and finetuning. I'm {name}.",
-      "{Maker} trained me from scratch, with the nanochat course, which follows Andrej Karpathy's open-source nanochat project.",
+      "I'm {name}. {Maker} trained me from scratch, with the nanochat course, which follows Andrej Karpathy's open-source nanochat project.",
       "I wasn't made by a company. I'm {name}, trained by {maker}, someone learning how chat models work."]),
     ("size", ["How big are you?", "How many parameters do you have?", "Are you a large language model?",
               "Are you as smart as ChatGPT?", "Are you GPT-4?", "Are you a big model?"],
@@ -379,6 +386,7 @@ IDENTITY_TOPICS = [
 IDENTITY_GREETINGS = (["Hi!", "Hello", "Hey there", "Good morning!", "Hi {name}", "Hello, who am I talking to?"],
                       ["Hello! I'm {name}. How can I help you today?", "Hi! I'm {name}, a small chat model. What can I do for you?",
                        "Hey! {name} here. What would you like to talk about?"])
+IDENTITY_PREFIXES = ["Hello! ", "Hi there, ", "Hey! ", "Good morning. ", "Sorry, ", "Just curious: ", "Hmm, "]   # people rarely ask bare
 IDENTITY_NAME, IDENTITY_MAKER = "nanochat", "a learner of the nanochat course"   # the defaults: settings identity_name, identity_maker
 IDENTITY_THANKS = (["Thanks!", "Thank you.", "Ok, thanks", "Got it, thank you!", "Cool, thanks."],
                    ["You're welcome!", "Happy to help.", "Anytime! Let me know if you have other questions.", "Glad I could help."])
@@ -407,11 +415,12 @@ class Identity(Task):
         rng = random.Random(f"identity/{self.seed}/{index}")   # a str seed is hashed with sha512: the same on every run
         msgs = []
         fill = dict(name=self.name, maker=self.maker, Maker=self.maker[0].upper() + self.maker[1:])
-        def turn(questions, answers):
-            msgs.extend([{"role": "user", "content": _sloppy(rng, rng.choice(questions).format(**fill))},
+        def turn(questions, answers, prefix=""):
+            msgs.extend([{"role": "user", "content": _sloppy(rng, prefix + rng.choice(questions).format(**fill))},
                          {"role": "assistant", "content": rng.choice(answers).format(**fill)}])
         if rng.random() < 0.2: turn(*IDENTITY_GREETINGS)
-        for _, questions, answers in rng.sample(IDENTITY_TOPICS, rng.choices((1, 2, 3), weights=(3, 4, 3))[0]): turn(questions, answers)
+        for _, questions, answers in rng.sample(IDENTITY_TOPICS, rng.choices((1, 2, 3), weights=(3, 4, 3))[0]):
+            turn(questions, answers, rng.choice(IDENTITY_PREFIXES) if not msgs and rng.random() < 0.3 else "")
         if rng.random() < 0.2: turn(*IDENTITY_THANKS)
         return {"messages": msgs}
 
@@ -513,25 +522,3 @@ def get_task(name: str, **kw) -> Task:
     cls, defaults = TASKS[key]
     if cls not in _NO_SPLIT: defaults = {"split": "test", **defaults}
     return cls(**{**defaults, **kw})
-
-# %% ../nbs/tasks.ipynb #f9cd5141
-def mid_mixture(smoltalk: int | None = None,   # SmolTalk train conversations (None: all)
-                mmlu: int | None = None,       # MMLU auxiliary_train questions (None: all)
-                gsm8k: int | None = None,      # GSM8K train problems (None: all)
-                identity: int = 1000,          # identity conversations, shown `identity_epochs` times
-                identity_epochs: int = 2,
-                simple_spelling: int = 200_000, spelling_bee: int = 80_000, seed: int = 42) -> TaskMixture:
-    "The midtraining mixture (nanochat's mid_train.py): chat, multiple choice, calculator use, identity, spelling."
-    ident = Identity(size=identity, seed=seed)
-    return TaskMixture([SmolTalk(split="train", stop=smoltalk), MMLU(split="auxiliary_train", stop=mmlu),
-                        GSM8K(split="train", stop=gsm8k), *[ident] * identity_epochs,
-                        SimpleSpelling(size=simple_spelling, split="train"), SpellingBee(size=spelling_bee, split="train")], seed=seed)
-
-def sft_mixture(smoltalk: int | None = 10_000,  # the first SmolTalk train conversations
-                arc: int | None = None,         # ARC-Easy and ARC-Challenge train questions, each (None: all)
-                gsm8k: int | None = None,       # GSM8K train problems (None: all)
-                identity: int = 1000, simple_spelling: int = 300, spelling_bee: int = 300, seed: int = 42) -> TaskMixture:
-    "The SFT mixture (nanochat's chat_sft.py): ARC, GSM8K, some SmolTalk, identity, a little spelling."
-    return TaskMixture([ARC("ARC-Easy", split="train", stop=arc), ARC("ARC-Challenge", split="train", stop=arc),
-                        GSM8K(split="train", stop=gsm8k), SmolTalk(split="train", stop=smoltalk), Identity(size=identity, seed=seed),
-                        SimpleSpelling(size=simple_spelling, split="train"), SpellingBee(size=spelling_bee, split="train")], seed=seed)

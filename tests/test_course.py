@@ -33,6 +33,9 @@ def test_course_smoke_kill_resume_report(mirror_dir, tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
     for nb in done_before: assert f"{nb}: done earlier" in r.stdout
+    # the runner's last words: the skills probe of every chat stage, each score with its standard error
+    probe = r.stdout[r.stdout.index("skills probe ("):]
+    assert "| skill | MID | SFT | constant | items |" in probe and re.search(r"\| arithmetic \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+ \|", probe), probe
     assert re.search(r"resum", (run_dir/"logs"/"02_pretrain.log").read_text(), re.I)
     state = load_json(run_dir/"state.json")
     assert list(state["completed"]) == CHAPTERS

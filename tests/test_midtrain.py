@@ -92,6 +92,15 @@ def test_loss_and_held_out_bpb_fall(straight):
     assert [s for s, _ in straight["history"]["samples"]] == [0, 10, 12]   # replies to CHAT_PROMPTS at each evaluation
 
 
+def test_chat_batch_size_sets_the_tokens_of_a_step(tmp_path, monkeypatch):
+    "chat_batch_size: the chat stages' tokens per optimizer step (one forward pass of 4 × 64 here, not total_batch_size's 4)."
+    use_held_out(monkeypatch)
+    res = mid(make_run(tmp_path), steps=12, chat_batch_size=256, total_batch_size=1024)
+    assert res["tokens"] == 12 * 256 and res["grad_accum"] == 1
+    l = losses(res)
+    assert sum(l[-3:]) / 3 < l[0] - 1.0, l   # 12 single-pass steps learn too
+
+
 def test_stop_after_then_resume_is_exact(straight, tmp_path, monkeypatch):
     "7 steps, stop; a fresh call (new model, optimizers, loader) continues from the checkpoint: the same loss at every step."
     use_held_out(monkeypatch)

@@ -69,8 +69,16 @@ def test_int_keys_refuse_fractions_and_take_whole_numbers(key):
     with pytest.raises(ValueError, match=rf"--set {key} = '2.5' is not a valid int; allowed: int from"):
         load_preset("smoke", {key: "2.5"}, path=REPO/"settings.ini")
     # a value in range that keeps [smoke]'s batch whole (512 = 2 × 4 rows × 64 tokens)
-    ok = 1024 if key == "total_batch_size" else next(v for v in (4, 64, 1024, 100_000) if v >= PARAMS[key].lo and v <= (PARAMS[key].hi or v))
+    ok = 1024 if key in ("total_batch_size", "chat_batch_size") else next(v for v in (4, 64, 1024, 100_000) if v >= PARAMS[key].lo and v <= (PARAMS[key].hi or v))
     assert load_preset("smoke", {key: f"{ok}.0"}, path=REPO/"settings.ini")[key] == ok
+
+
+def test_chat_batch_size_must_divide_into_forward_passes():
+    "chat_batch_size is checked as total_batch_size is: whole forward passes of device_batch_size × max_seq_len; -1 = the same."
+    with pytest.raises(ValueError, match=r"chat_batch_size = 300 must be a multiple of device_batch_size × max_seq_len = 4 × 64 = 256"):
+        load_preset("smoke", {"chat_batch_size": "300"}, path=REPO/"settings.ini")
+    assert load_preset("smoke", {"chat_batch_size": "-1"}, path=REPO/"settings.ini")["chat_batch_size"] == -1
+    assert load_preset("quickstart", path=REPO/"settings.ini")["chat_batch_size"] == 4096
 
 
 @pytest.mark.parametrize("cmd", ["run", "check"])

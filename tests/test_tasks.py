@@ -4,7 +4,11 @@ import pytest
 from nanochat.tokenizer import check_conversation
 from nanochat.tasks import (Task, TaskMixture, TaskSequence, ARC, MMLU, GSM8K, HumanEval, SmolTalk, Identity, SimpleSpelling,
                             SpellingBee, TASKS, get_task, extract_answer, gsm8k_parts, humaneval_program, extract_code, render_mc,
-                            load_rows, load_words, spelling_words, is_test_word, mid_mixture, sft_mixture)
+                            load_rows, load_words, spelling_words, is_test_word)
+from nanochat.skills import build_mixture
+
+NANOCHAT_MID = "smoltalk:all mmlu:all gsm8k:all identity:2000 simplespelling:{} spellingbee:{}"
+NANOCHAT_SFT = "arc-easy:all arc-challenge:all gsm8k:all smoltalk:10000 identity:1000 simplespelling:300 spellingbee:300"
 
 pytestmark = pytest.mark.usefixtures("mirror", "base")
 
@@ -184,7 +188,7 @@ def duplicate_questions(mix):
             seen[key] += 1
     return {k: n for k, n in seen.items() if n > 1}
 
-@pytest.mark.parametrize("make", [lambda: mid_mixture(simple_spelling=3000, spelling_bee=3000), sft_mixture])
+@pytest.mark.parametrize("make", [lambda: build_mixture(NANOCHAT_MID.format(3000, 3000)), lambda: build_mixture(NANOCHAT_SFT)])
 def test_training_mixtures_no_duplicate_questions(make):
     mix = make()
     assert mix.order == make().order and mix[1234] == make()[1234]   # deterministic
@@ -193,9 +197,10 @@ def test_training_mixtures_no_duplicate_questions(make):
     for i in range(0, len(mix), 97): check_conversation(mix[i])
 
 def test_mixture_contents():
-    mid, sft = mid_mixture(smoltalk=1000, identity=100, simple_spelling=200, spelling_bee=100), sft_mixture()
-    assert [type(t).__name__ for t in mid.tasks] == ["SmolTalk", "MMLU", "GSM8K", "Identity", "Identity", "SimpleSpelling", "SpellingBee"]
-    assert len(mid) == 1000 + 3370 + 7473 + 2 * 100 + 200 + 100
+    mid = build_mixture("smoltalk:1000 mmlu:all gsm8k:all identity:200 simplespelling:200 spellingbee:100")
+    sft = build_mixture(NANOCHAT_SFT)
+    assert [type(t).__name__ for t in mid.tasks] == ["SmolTalk", "MMLU", "GSM8K", "Identity", "SimpleSpelling", "SpellingBee"]
+    assert len(mid) == 1000 + 3370 + 7473 + 200 + 200 + 100
     assert [type(t).__name__ for t in sft.tasks] == ["ARC", "ARC", "GSM8K", "SmolTalk", "Identity", "SimpleSpelling", "SpellingBee"]
     assert len(sft) == 2251 + 1119 + 7473 + 10000 + 1000 + 300 + 300
 
